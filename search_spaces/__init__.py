@@ -1,0 +1,1 @@
+"""Search spaces shipped with the project (YAML files; see README, "Search spaces")."""

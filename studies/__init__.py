@@ -1,0 +1,1 @@
+"""Study presets shipped with the project (YAML files; see README, "Presets")."""

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from ultralytics.nn.modules.block import C2f, C3
+from ultralytics.nn.modules.block import C3, C2f
 from ultralytics.nn.modules.conv import Conv
 
 from .acmix import ACmixBottleneck

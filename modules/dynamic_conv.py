@@ -25,7 +25,9 @@ class DynamicConv2d(nn.Module):
     softmax), W_b = sum_e alpha[b, e] W_e, y_b = conv2d(x_b, W_b). The batch is folded into the groups of a
     single grouped convolution, so sample b's output depends only on sample b.
 
-    The expert bank is stored 5-D (E, C2, C1/g, k, k) so Ultralytics' MuSGD does not treat it as a matrix.
+    The expert bank is stored 3-D (E, C2, C1/g*k*k): Ultralytics' MuSGD would orthogonalise a 2-D or 4-D
+    parameter as a matrix, and ``model.to(memory_format=torch.channels_last)`` (Ultralytics' CPU inference
+    default) rejects 5-D parameters.
     """
 
     def __init__(
@@ -48,14 +50,15 @@ class DynamicConv2d(nn.Module):
         self.num_experts = num_experts
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.routing = nn.Linear(c1, num_experts)
-        self.weight = nn.Parameter(torch.empty(num_experts, c2, c1 // g, k, k))
+        self.weight = nn.Parameter(torch.empty(num_experts, c2, (c1 // g) * k * k))
         self.bias = nn.Parameter(torch.empty(num_experts, c2)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Initialise each expert as PyTorch initialises one Conv2d (kaiming-uniform, a=sqrt(5))."""
+        per_expert = self.weight.view(self.num_experts, self.c2, self.c1 // self.g, self.k, self.k)
         for e in range(self.num_experts):
-            nn.init.kaiming_uniform_(self.weight[e], a=math.sqrt(5))
+            nn.init.kaiming_uniform_(per_expert[e], a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt((self.c1 // self.g) * self.k * self.k)
             nn.init.uniform_(self.bias, -bound, bound)

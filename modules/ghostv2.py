@@ -23,7 +23,7 @@ from .layers import check_stride
 
 
 class DFCAttention(nn.Module):
-    """Decoupled fully-connected attention gate: returns sigmoid(DFC(avgpool(x))), B x C2 x ceil(H/2/s) x ceil(W/2/s)."""
+    """Decoupled fully-connected attention gate: sigmoid(DFC(avgpool(x))), B x C2 x ceil(H/2/s) x ceil(W/2/s)."""
 
     def __init__(self, c1: int, c2: int, k: int, s: int) -> None:
         super().__init__()

@@ -66,7 +66,7 @@ class PatchMerge(nn.Module):
 
 
 def trunc_normal_init(module: nn.Module, std: float = 0.02) -> None:
-    """Initialise every Conv2d/Linear under ``module`` as ConvNeXt and Conv2Former do: N(0, std) truncated, zero bias."""
+    """Initialise every Conv2d/Linear under ``module`` like ConvNeXt and Conv2Former: truncated N(0, std), zero bias."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.trunc_normal_(m.weight, std=std)

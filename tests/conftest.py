@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
+
+os.environ["YOLO_OFFLINE"] = "1"  # before Ultralytics is imported: no connectivity probe at import
 
 import pytest
 import torch
 
 import modules  # noqa: F401  (registers the operators with Ultralytics)
+import nas  # noqa: F401  (closes Ultralytics' font/telemetry network paths)
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +32,11 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def _seed() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16-image generated detection dataset at 64 px (its data YAML path)."""
+    from nas.data.synthetic import SyntheticSpec, generate
+
+    return generate(SyntheticSpec(train_images=16, val_images=8, imgsz=64, seed=1), tmp_path_factory.mktemp("cache"))

@@ -95,7 +95,9 @@ def test_dynamic_conv_routing_is_sigmoid_gates_not_softmax() -> None:
     alpha = torch.sigmoid(m.routing(x.mean((2, 3))))
     manual = torch.stack(
         [
-            torch.nn.functional.conv2d(x[b : b + 1], (alpha[b].view(4, 1, 1, 1, 1) * m.weight).sum(0), padding=1)[0]
+            torch.nn.functional.conv2d(
+                x[b : b + 1], (alpha[b].view(4, 1, 1, 1, 1) * m.weight.view(4, 8, 8, 3, 3)).sum(0), padding=1
+            )[0]
             for b in range(3)
         ]
     )
@@ -149,20 +151,44 @@ def test_parameter_formulas_blocks(c: int, k: int) -> None:
 
 # (module, input shape, reference MACs) at YOLO11n-like sizes (640 input): conv-slot layers 3/5/7 and block widths
 MAC_CASES = [
-    ("DynamicConv L5", lambda: DynamicConv2d(64, 128, 3, 2), (64, 80, 80),
-     formulas.dynamic_conv_macs(64, 128, 3, 2, 80, 80)),
-    ("DynamicConv L7", lambda: DynamicConv2d(128, 256, 3, 2), (128, 40, 40),
-     formulas.dynamic_conv_macs(128, 256, 3, 2, 40, 40)),
-    ("GhostV2 L5", lambda: GhostModuleV2(64, 128, 3, 2), (64, 80, 80),
-     formulas.ghost_module_v2_macs(64, 128, 3, 2, 80, 80, True)),
-    ("GhostV2 L3", lambda: GhostModuleV2(32, 64, 3, 2), (32, 160, 160),
-     formulas.ghost_module_v2_macs(32, 64, 3, 2, 160, 160, True)),
+    (
+        "DynamicConv L5",
+        lambda: DynamicConv2d(64, 128, 3, 2),
+        (64, 80, 80),
+        formulas.dynamic_conv_macs(64, 128, 3, 2, 80, 80),
+    ),
+    (
+        "DynamicConv L7",
+        lambda: DynamicConv2d(128, 256, 3, 2),
+        (128, 40, 40),
+        formulas.dynamic_conv_macs(128, 256, 3, 2, 40, 40),
+    ),
+    (
+        "GhostV2 L5",
+        lambda: GhostModuleV2(64, 128, 3, 2),
+        (64, 80, 80),
+        formulas.ghost_module_v2_macs(64, 128, 3, 2, 80, 80, True),
+    ),
+    (
+        "GhostV2 L3",
+        lambda: GhostModuleV2(32, 64, 3, 2),
+        (32, 160, 160),
+        formulas.ghost_module_v2_macs(32, 64, 3, 2, 160, 160, True),
+    ),
     ("ACmix L5", lambda: ACmixMixer(64, 128, 2), (64, 80, 80), formulas.acmix_macs(64, 128, 2, 80, 80)),
     ("ACmix c64", lambda: ACmixMixer(64, 64, 1), (64, 40, 40), formulas.acmix_macs(64, 64, 1, 40, 40)),
-    ("Conv2Former c32 k11", lambda: Conv2FormerBlock(32, 11), (32, 80, 80),
-     formulas.conv2former_block_macs(32, 11, 80, 80)),
-    ("Conv2Former c128 k21", lambda: Conv2FormerBlock(128, 21), (128, 20, 20),
-     formulas.conv2former_block_macs(128, 21, 20, 20)),
+    (
+        "Conv2Former c32 k11",
+        lambda: Conv2FormerBlock(32, 11),
+        (32, 80, 80),
+        formulas.conv2former_block_macs(32, 11, 80, 80),
+    ),
+    (
+        "Conv2Former c128 k21",
+        lambda: Conv2FormerBlock(128, 21),
+        (128, 20, 20),
+        formulas.conv2former_block_macs(128, 21, 20, 20),
+    ),
     ("ConvNeXt c32", lambda: ConvNeXtBlock(32), (32, 80, 80), formulas.convnext_block_macs(32, 80, 80)),
     ("ConvNeXt c128", lambda: ConvNeXtBlock(128), (128, 20, 20), formulas.convnext_block_macs(128, 20, 20)),
 ]

@@ -1,0 +1,1 @@
+"""Datasets: the embedded procedural detection set and validation of user datasets."""

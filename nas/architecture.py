@@ -1,0 +1,109 @@
+"""An architecture: one choice per insertion point of a search space, its stable key and its model YAML."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import yaml
+
+if TYPE_CHECKING:
+    from .space import SearchSpace
+
+C3K2_DEFAULTS = [False, 0.5, False, 1, True]  # C3k2 args after c2: c3k, e, attn, g, shortcut (Ultralytics 8.4)
+SHORT_NAMES = {
+    "Conv": "Conv",
+    "C3k2": "C3k2",
+    "DynamicConv": "Dyn",
+    "GhostV2": "Ghost",
+    "ACmix": "ACmix",
+    "Conv2Former": "C2F",
+    "ConvNeXt": "CNX",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Choice:
+    """An operator name and, for Conv2Former choices, its kernel."""
+
+    op: str
+    kernel: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.op}(k={self.kernel})" if self.kernel else self.op
+
+    def short(self) -> str:
+        """Return a compact label, e.g. ``Ghost`` or ``C2F13``."""
+        base = self.op.removeprefix("C3k2_")
+        label = SHORT_NAMES.get(base, base)
+        return f"{label}{self.kernel}" if self.kernel else label
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The canonical (sorted by point name) choices of a space; equal choices give equal keys."""
+
+    space: SearchSpace = field(compare=False, repr=False)
+    choices: tuple[tuple[str, Choice], ...]
+
+    @property
+    def key(self) -> str:
+        """Return a stable 12-hex-digit key of the base model, scale and choices (order-independent)."""
+        canonical = {"base": self.space.identity, "choices": {p: [c.op, c.kernel] for p, c in sorted(self.choices)}}
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:12]
+
+    def as_dict(self) -> dict[str, str]:
+        """Return ``{point: "Op" or "Op(k=13)"}``."""
+        return {p: str(c) for p, c in self.choices}
+
+    def operators(self) -> list[str]:
+        """Return the sorted distinct non-stock operator names used."""
+        return sorted({c.op for _, c in self.choices if c.op not in ("Conv", "C3k2")})
+
+    def summary(self) -> str:
+        """Return a one-line summary naming only the replaced points, e.g. ``L1=Ghost L5=C2F13``; ``stock`` if none."""
+        parts = [f"{p}={c.short()}" for p, c in self.choices if c.op not in ("Conv", "C3k2")]
+        return " ".join(parts) or "stock"
+
+    def model_dict(self, nc: int) -> dict:
+        """Return the Ultralytics model dict: the base with each point's layers replaced, ``nc`` classes."""
+        d = copy.deepcopy(self.space.base)
+        d["nc"] = int(nc)
+        rows = d["backbone"] + d["head"]
+        by_name = dict(self.choices)
+        for point in self.space.points:
+            choice = by_name[point.name]
+            for layer in point.layers:
+                row = rows[layer]
+                row[2] = choice.op
+                if choice.op == "Conv2Former":
+                    row[3] = [*row[3][:3], choice.kernel]
+                elif choice.op == "C3k2_Conv2Former":
+                    args = list(row[3][:6])
+                    row[3] = [*args, *C3K2_DEFAULTS[len(args) - 1 :], choice.kernel]
+        return d
+
+    def to_yaml(self, nc: int) -> str:
+        """Return the one model YAML for this architecture: what trains, is stored with the trial, and is exported.
+
+        It declares a single scale, so it loads with that scale whatever the file is called.
+        """
+        d = self.model_dict(nc)
+        d.pop("yaml_file", None)
+        header = f"# architecture {self.key} of space {self.space.name} ({self.space.identity}): {self.summary()}\n"
+        body = {k: d[k] for k in ("nc", "scale", "scales") if k in d}
+        body.update({k: v for k, v in d.items() if k not in body and k not in ("backbone", "head")})
+        text = yaml.safe_dump(body, sort_keys=False)
+        text += "backbone:\n" + _rows(d["backbone"], 0) + "head:\n" + _rows(d["head"], len(d["backbone"]))
+        return header + text
+
+
+def _rows(rows: list, start: int) -> str:
+    """Format model rows one per line, in flow style, each with its layer index as a comment."""
+    lines = []
+    for i, row in enumerate(rows, start):
+        lines.append(f"  - {yaml.safe_dump(row, default_flow_style=True, width=1_000).strip()}  # {i}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,35 @@
+"""User-facing errors and the CLI convention: one ``error: ...`` line on stderr, exit status 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Bad input from the user (configuration, paths, flags); the message is shown as ``error: <message>``."""
+
+
+class ConfigError(UserError):
+    """A configuration file is invalid; the message names the file and the key."""
+
+    def __init__(self, path: object, key: str, message: str) -> None:
+        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+        self.path, self.key = path, key
+
+
+def cli(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
+    """Wrap a CLI ``main(argv) -> int`` so a ``UserError`` prints one ``error:`` line and returns 2."""
+
+    @wraps(main)
+    def wrapper(argv: Sequence[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+
+    return wrapper

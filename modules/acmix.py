@@ -87,20 +87,28 @@ class ACmixMixer(nn.Module):
         ho, wo = math.ceil(h / s), math.ceil(w / s)
         q, k, v = self.q(x), self.k(x), self.v(x)  # B x C2 x H x W each
 
-        # attention path: per head, softmax over the 49 window positions
+        # attention path: per head, softmax over the 49 window positions. The window is walked offset by
+        # offset on strided views of the padded maps instead of unfolding them, which would materialise (and
+        # keep for backward) 49 copies of k and v.
         pe = self.pe(_position_grid(h, w, x.device, self.pe.weight.dtype))  # 1 x d x H x W
         qh, pe_q = q.reshape(b * n, d, h, w), pe
         if s > 1:
             qh, pe_q = qh[..., ::s, ::s], pe[..., ::s, ::s]
         qh = qh * (d**-0.5)
-        pad, taps = WINDOW // 2, WINDOW * WINDOW
-        k_win = F.unfold(_window_pad(k.reshape(b * n, d, h, w), pad), WINDOW, stride=s).view(b * n, d, taps, ho * wo)
-        pe_win = F.unfold(_window_pad(pe, pad), WINDOW, stride=s).view(1, d, taps, ho * wo)
-        rel = pe_q.reshape(1, d, 1, ho * wo) - pe_win  # positional term, shared by batch and heads
-        logits = (qh.reshape(b * n, d, 1, ho * wo) * (k_win + rel)).sum(1)  # BN x 49 x L
-        attn = self.softmax(logits)
-        v_win = F.unfold(_window_pad(v.reshape(b * n, d, h, w), pad), WINDOW, stride=s).view(b * n, d, taps, ho * wo)
-        out_att = (attn.unsqueeze(1) * v_win).sum(2).reshape(b, self.c2, ho, wo)
+        pad = WINDOW // 2
+        k_pad = _window_pad(k.reshape(b * n, d, h, w), pad)
+        v_pad = _window_pad(v.reshape(b * n, d, h, w), pad)
+        pe_pad = _window_pad(pe, pad)
+        windows = [
+            (slice(dy, dy + s * (ho - 1) + 1, s), slice(dx, dx + s * (wo - 1) + 1, s))
+            for dy in range(WINDOW)
+            for dx in range(WINDOW)
+        ]
+        # logit_j = q . (k_j + pe_center - pe_j): the positional term is relative to the window centre
+        logits = torch.stack([(qh * (k_pad[..., ys, xs] + pe_q - pe_pad[..., ys, xs])).sum(1) for ys, xs in windows], 1)
+        attn = self.softmax(logits)  # BN x 49 x Ho x Wo
+        out_att = sum(attn[:, j : j + 1] * v_pad[..., ys, xs] for j, (ys, xs) in enumerate(windows))
+        out_att = out_att.reshape(b, self.c2, ho, wo)
 
         # convolution path: heads x {q,k,v} -> 9 maps per head channel -> shift-initialised grouped conv
         stacked = torch.cat([t.reshape(b, n, d, h * w) for t in (q, k, v)], 1)  # B x 3N x d x HW

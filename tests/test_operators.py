@@ -250,3 +250,33 @@ def test_conv_slot_rejects_stride_3(cls: type[nn.Module]) -> None:
 def test_block_slot_rejects_psa_attention_flag() -> None:
     with pytest.raises(ValueError, match="attn=True"):
         C3k2_GhostV2(16, 16, 1, False, 0.5, True)
+
+
+def _acmix_attention_by_unfold(m: ACmixMixer, x: torch.Tensor) -> torch.Tensor:
+    """The attention path as the original code computes it: unfold 7x7 windows of k, v and the positional map."""
+    import math
+
+    import torch.nn.functional as F
+
+    from modules.acmix import _position_grid, _window_pad
+
+    b, _, h, w = x.shape
+    s, n, d = m.s, m.heads, m.head_dim
+    ho, wo = math.ceil(h / s), math.ceil(w / s)
+    q, k, v = m.q(x), m.k(x), m.v(x)
+    pe = m.pe(_position_grid(h, w, x.device, x.dtype))
+    qh, pe_q = q.reshape(b * n, d, h, w)[..., ::s, ::s] * d**-0.5, pe[..., ::s, ::s]
+    unfold = lambda t: F.unfold(_window_pad(t, 3), 7, stride=s).view(t.shape[0], d, 49, ho * wo)  # noqa: E731
+    k_win, v_win, pe_win = unfold(k.reshape(b * n, d, h, w)), unfold(v.reshape(b * n, d, h, w)), unfold(pe)
+    logits = (qh.reshape(b * n, d, 1, -1) * (k_win + pe_q.reshape(1, d, 1, -1) - pe_win)).sum(1)
+    return (logits.softmax(1).unsqueeze(1) * v_win).sum(2).reshape(b, n * d, ho, wo)
+
+
+@pytest.mark.parametrize("s,hw", [(1, (9, 9)), (2, (12, 10)), (2, (11, 13)), (1, (3, 5))])
+def test_acmix_window_attention_equals_the_unfold_formulation(s: int, hw: tuple[int, int]) -> None:
+    m = ACmixMixer(8, 16, s).eval()
+    with torch.no_grad():
+        m.rate2.zero_()
+        m.rate1.fill_(1.0)
+        x = torch.randn(2, 8, *hw)
+        torch.testing.assert_close(m(x), _acmix_attention_by_unfold(m, x), atol=1e-5, rtol=1e-4)

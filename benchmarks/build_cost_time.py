@@ -12,10 +12,10 @@ import argparse
 import statistics
 import time
 
-import nas  # noqa: F401  (offline guard before Ultralytics)
 import optuna
 import torch
 
+import nas  # noqa: F401  (offline guard before Ultralytics)
 from benchmarks.common import write_result
 from nas.cost import build_model, model_cost
 from nas.space import load_space

@@ -13,15 +13,40 @@ import studies
 from .data.datasets import Dataset, local_dataset, synthetic_dataset
 from .data.synthetic import SyntheticSpec
 from .errors import ConfigError, UserError
+from .evaluate import Constraints
+from .proxy import OPTIMIZERS, TRAIN_ARGS
 from .space import SearchSpace, load_space
 
 STUDIES_DIR = Path(studies.__file__).parent
 SCALES = ("n", "s", "m", "l", "x")
 
 
+DEFAULT_SCHEDULE = {
+    "epochs": 6,
+    "imgsz": 128,
+    "batch": 16,
+    "nbs": 16,
+    "optimizer": "AdamW",
+    "lr0": 0.003,
+    "lrf": 0.1,
+    "warmup_epochs": 1.0,
+}
+LATENCY_KEYS = {"runs": int, "warmup": int, "threads": int, "half": bool}
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How latency is measured (see ``nas.latency``)."""
+
+    runs: int = 20
+    warmup: int = 5
+    threads: int | None = None
+    half: bool = False
+
+
 @dataclass(frozen=True)
 class StudyConfig:
-    """A validated preset: the space, the dataset and the deployment image size."""
+    """A validated preset: space, dataset, deployment size, proxy schedule, latency protocol, constraints."""
 
     name: str
     path: Path
@@ -29,7 +54,11 @@ class StudyConfig:
     space: SearchSpace
     dataset: Dataset
     imgsz: int
-    raw: dict = field(repr=False)
+    schedule: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SCHEDULE))
+    init: str = "scratch"
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    constraints: Constraints = field(default_factory=Constraints)
+    raw: dict = field(default_factory=dict, repr=False)
 
 
 def resolve_preset(name_or_path: str) -> Path:
@@ -90,7 +119,7 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         raise UserError(f"cannot read preset {path}: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "a preset must be a mapping (see README, 'Presets')")
-    allowed = {"description", "space", "scale", "data", "synthetic", "imgsz"}
+    allowed = {"description", "space", "scale", "data", "synthetic", "imgsz", "train", "init", "latency", "constraints"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(path, str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -112,6 +141,9 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
             dataset = local_dataset(Path(data_key) if data else path.parent / data_key)
         except UserError as e:
             raise (e if data else ConfigError(path, "data", str(e))) from e
+    init = _get(raw, path, "init", str, "scratch")
+    if init not in ("scratch", "warm"):
+        raise ConfigError(path, "init", f"must be 'scratch' or 'warm', got {init!r}")
     return StudyConfig(
         name=path.stem,
         path=path,
@@ -119,5 +151,75 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         space=space,
         dataset=dataset,
         imgsz=imgsz,
+        schedule=_schedule(raw.get("train"), path),
+        init=init,
+        latency=_latency(raw.get("latency"), path),
+        constraints=_constraints(raw.get("constraints"), path),
         raw=raw,
     )
+
+
+def _typed(value: Any, kind: type) -> bool:
+    """Return True if ``value`` is a ``kind`` (ints accepted for floats; bools only for bool)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
+
+
+def _schedule(raw: Any, path: Path) -> dict[str, Any]:
+    """Validate the ``train:`` section (Ultralytics train arguments) and return the full schedule."""
+    if raw is None:
+        return dict(DEFAULT_SCHEDULE)
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "train", "must be a mapping of Ultralytics train arguments")
+    for key, value in raw.items():
+        kind = TRAIN_ARGS.get(key)
+        if kind is None:
+            raise ConfigError(path, f"train.{key}", f"not a proxy-schedule argument (allowed: {', '.join(TRAIN_ARGS)})")
+        if not _typed(value, kind):
+            raise ConfigError(path, f"train.{key}", f"expected {kind.__name__}, got {value!r}")
+        if kind in (int, float) and value < 0:
+            raise ConfigError(path, f"train.{key}", f"must not be negative, got {value!r}")
+    schedule = {**DEFAULT_SCHEDULE, **raw}
+    if schedule["epochs"] < 1:
+        raise ConfigError(path, "train.epochs", "must be at least 1")
+    if schedule["imgsz"] < 32 or schedule["imgsz"] % 32:
+        raise ConfigError(path, "train.imgsz", "must be a positive multiple of 32")
+    if schedule["batch"] < 1:
+        raise ConfigError(path, "train.batch", "must be at least 1")
+    if not 0 < float(schedule.get("fraction", 1.0)) <= 1:
+        raise ConfigError(path, "train.fraction", "must be in (0, 1]")
+    if schedule["optimizer"] not in OPTIMIZERS:
+        raise ConfigError(path, "train.optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+    return schedule
+
+
+def _latency(raw: Any, path: Path) -> LatencySettings:
+    """Validate the ``latency:`` section."""
+    if raw is None:
+        return LatencySettings()
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "latency", "must be a mapping (runs, warmup, threads, half)")
+    for key, value in raw.items():
+        kind = LATENCY_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(path, f"latency.{key}", f"unknown key (allowed: {', '.join(LATENCY_KEYS)})")
+        if not _typed(value, kind) or (kind is int and value < 1):
+            raise ConfigError(path, f"latency.{key}", f"expected a positive {kind.__name__}, got {value!r}")
+    return LatencySettings(**raw)
+
+
+def _constraints(raw: Any, path: Path) -> Constraints:
+    """Validate the ``constraints:`` section (max_gflops, max_params, max_latency_ms)."""
+    if raw is None:
+        return Constraints()
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "constraints", "must be a mapping (max_gflops, max_params, max_latency_ms)")
+    for key, value in raw.items():
+        if key not in Constraints.__dataclass_fields__:
+            raise ConfigError(path, f"constraints.{key}", "unknown constraint (max_gflops, max_params, max_latency_ms)")
+        if value is not None and (not _typed(value, float) or value <= 0):
+            raise ConfigError(path, f"constraints.{key}", f"expected a positive number, got {value!r}")
+    return Constraints(**raw)

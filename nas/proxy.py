@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import LOGGER
 
@@ -129,14 +130,14 @@ def train_proxy(
         "pretrained": str(weights) if weights else False,
         **schedule,
     }
-    trainer = _ProxyTrainer(overrides=overrides)
-    trainer.save_checkpoints = save
     level = LOGGER.level
     t0 = time.perf_counter()
     try:
         if quiet:
             LOGGER.setLevel(logging.WARNING)
         with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            trainer = _ProxyTrainer(overrides=overrides)
+            trainer.save_checkpoints = save
             trainer.train()
     finally:
         LOGGER.setLevel(level)
@@ -144,7 +145,8 @@ def train_proxy(
     metrics = trainer.metrics or {}
     map50_95 = float(metrics.get("metrics/mAP50-95(B)", math.nan))
     map50 = float(metrics.get("metrics/mAP50(B)", math.nan))
-    if not math.isfinite(map50_95) or not math.isfinite(float(trainer.tloss.sum())):
+    losses = trainer.tloss.values() if isinstance(trainer.tloss, dict) else [trainer.tloss]
+    if not math.isfinite(map50_95) or not all(bool(torch.isfinite(torch.as_tensor(v)).all()) for v in losses):
         raise FloatingPointError("training produced NaN/inf loss or metrics")
     val_s = getattr(trainer, "val_seconds", 0.0)
     return ProxyResult(map50_95, map50, total - val_s, val_s, int(trainer.epoch) + 1)

@@ -1,6 +1,6 @@
 """A procedurally generated detection dataset in Ultralytics format, deterministic from its seed.
 
-Each image has a textured background, clutter that is not an object (lines, specks, distractor blobs), and
+Each image has a textured background, clutter that is not an object (thin lines, specks), and
 1..max_objects objects of ``CLASSES`` at small, medium and large scales, in random colours, rotations and
 aspect ratios. Objects may overlap: later ones occlude earlier ones, a label's box is its visible part, and an
 object less than ``min_visible`` visible is dropped from the labels (it stays in the picture as clutter).
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 CLASSES = ("disc", "square", "triangle", "cross", "star")
-FORMAT_VERSION = 2  # bump when the drawing changes, so cached copies are regenerated
+FORMAT_VERSION = 4  # bump when the drawing changes, so cached copies are regenerated
 
 
 @dataclass(frozen=True)
@@ -59,21 +59,14 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _clutter(img: np.ndarray, rng: np.random.Generator) -> None:
-    """Draw non-object clutter in place: thin lines, specks and small irregular blobs."""
+    """Draw non-object clutter in place: a few thin lines and specks."""
     size = img.shape[0]
-    for _ in range(rng.integers(1, 5)):
+    for _ in range(rng.integers(1, 4)):
         p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
-        cv2.line(img, tuple(int(v) for v in p1), tuple(int(v) for v in p2), _colour(rng), int(rng.integers(1, 3)))
+        cv2.line(img, tuple(int(v) for v in p1), tuple(int(v) for v in p2), _colour(rng), 1)
     for _ in range(rng.integers(3, 12)):
         c = rng.integers(0, size, 2)
         cv2.circle(img, (int(c[0]), int(c[1])), int(rng.integers(1, 3)), _colour(rng), -1)
-    for _ in range(rng.integers(0, 3)):  # irregular blobs: random polygons, never a class shape
-        c = rng.uniform(0, size, 2)
-        n = int(rng.integers(5, 9))
-        angles = np.sort(rng.uniform(0, 2 * math.pi, n))
-        radii = rng.uniform(2, size * 0.06, n)
-        pts = np.stack([c[0] + radii * np.cos(angles), c[1] + radii * np.sin(angles)], 1)
-        cv2.fillPoly(img, [pts.astype(np.int32)], _colour(rng))
 
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -106,7 +99,7 @@ def _polygon(cls: str, cx: float, cy: float, r: float, aspect: float, rot: float
 def _draw_object(cls: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """Return a size x size uint8 mask (255 inside) of one object of class ``cls`` at a random place and scale."""
     scale = rng.choice(["small", "medium", "large"], p=[0.35, 0.4, 0.25])
-    lo, hi = {"small": (0.05, 0.08), "medium": (0.08, 0.15), "large": (0.15, 0.28)}[scale]
+    lo, hi = {"small": (0.06, 0.09), "medium": (0.09, 0.16), "large": (0.16, 0.28)}[scale]
     r = rng.uniform(lo, hi) * size
     cx, cy = rng.uniform(r * 0.5, size - r * 0.5, 2)
     aspect = rng.uniform(0.75, 1.33)
@@ -137,7 +130,7 @@ def render_image(index: int, spec: SyntheticSpec) -> tuple[np.ndarray, list[tupl
         if not mask.any():
             continue
         colour = np.array(_colour(rng), np.float32)
-        shade = rng.uniform(0.8, 1.2, (size, size, 1)).astype(np.float32)  # a little texture on the object
+        shade = rng.uniform(0.92, 1.08, (size, size, 1)).astype(np.float32)  # a little texture on the object
         img[mask] = np.clip(colour * shade[mask], 0, 255).astype(np.uint8)
         owner[mask] = len(objects)
         objects.append((cls_idx, int(mask.sum())))

@@ -1,0 +1,142 @@
+"""Turn one architecture into its numbers: cost and latency first, then (if feasible) proxy training.
+
+Phases are timed separately (build, cost, latency, train, val). A constraint violation is decided before
+any training and the candidate is not trained. Any failure of the candidate itself (a shape error, out of
+memory, NaN loss) is caught and returned with its reason, so only its own trial fails.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .architecture import Architecture
+from .cost import Cost, build_model, model_cost
+from .errors import UserError
+from .latency import Latency, measure_latency
+from .proxy import ProxyResult, remove_run, train_proxy
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Upper bounds checked before training; None means unbounded."""
+
+    max_gflops: float | None = None
+    max_params: int | None = None
+    max_latency_ms: float | None = None
+
+    def violations(self, cost: Cost, latency: Latency) -> dict[str, float]:
+        """Return {constraint: amount over the bound (> 0 is violated, <= 0 satisfied)} for the bounds set."""
+        out: dict[str, float] = {}
+        if self.max_gflops is not None:
+            out["max_gflops"] = cost.gflops - self.max_gflops
+        if self.max_params is not None:
+            out["max_params"] = float(cost.params - self.max_params)
+        if self.max_latency_ms is not None:
+            out["max_latency_ms"] = latency.median_ms - self.max_latency_ms
+        return out
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How candidates are evaluated: deployment size, latency protocol, proxy schedule and where to train."""
+
+    imgsz: int
+    schedule: dict[str, Any]
+    device: str = "cpu"
+    half: bool = False
+    latency_runs: int = 20
+    latency_warmup: int = 5
+    latency_threads: int | None = None
+    constraints: Constraints = field(default_factory=Constraints)
+    run_root: Path = Path("nas_runs")
+    keep_runs: bool = False
+    weights: Path | None = None
+
+
+@dataclass
+class Evaluation:
+    """The outcome of evaluating one architecture."""
+
+    cost: Cost | None = None
+    latency: Latency | None = None
+    proxy: ProxyResult | None = None
+    violations: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def feasible(self) -> bool:
+        """Return True when every constraint is satisfied (and the cheap phases succeeded)."""
+        return self.error is None and all(v <= 0 for v in self.violations.values())
+
+
+def evaluate(
+    arch: Architecture, nc: int, data_yaml: Path | None, settings: EvalSettings, seed: int, run_name: str
+) -> Evaluation:
+    """Evaluate ``arch``: build, cost, latency, then proxy training unless infeasible or ``data_yaml`` is None.
+
+    Never raises for a failing candidate (a model that does not build, a shape error, out of memory, NaN loss):
+    the reason is in ``Evaluation.error``. Other ``UserError``s (bad input) and ``KeyboardInterrupt`` propagate.
+    """
+    ev = Evaluation()
+    stage = "build"
+    try:
+        t = time.perf_counter()
+        model = build_model(arch.model_dict(nc))
+        ev.phases["build_s"] = time.perf_counter() - t
+        stage = "cost"
+        t = time.perf_counter()
+        ev.cost = model_cost(model, settings.imgsz)
+        ev.phases["cost_s"] = time.perf_counter() - t
+        stage = "latency"
+        t = time.perf_counter()
+        ev.latency = measure_latency(
+            model,
+            settings.imgsz,
+            settings.device,
+            settings.half,
+            settings.latency_runs,
+            settings.latency_warmup,
+            settings.latency_threads,
+        )
+        ev.phases["latency_s"] = time.perf_counter() - t
+        del model
+        ev.violations = settings.constraints.violations(ev.cost, ev.latency)
+        if not ev.feasible or data_yaml is None:
+            return ev
+        stage = "train"
+        run_dir = settings.run_root / run_name
+        model_yaml = settings.run_root / f"{run_name}.yaml"
+        model_yaml.parent.mkdir(parents=True, exist_ok=True)
+        model_yaml.write_text(arch.to_yaml(nc))
+        try:
+            ev.proxy = train_proxy(
+                model_yaml, data_yaml, settings.schedule, run_dir, settings.device, seed, settings.weights
+            )
+        finally:
+            if not settings.keep_runs:
+                remove_run(run_dir)
+                model_yaml.unlink(missing_ok=True)
+        ev.phases["train_s"] = ev.proxy.train_s
+        ev.phases["val_s"] = ev.proxy.val_s
+    except KeyboardInterrupt:
+        raise
+    except UserError as e:
+        if stage != "build":  # bad input, not the candidate's fault
+            raise
+        ev.error = f"build: {e}"
+    except torch.cuda.OutOfMemoryError as e:
+        ev.error = f"{stage}: out of memory ({str(e).splitlines()[0]})"
+    except Exception as e:  # the candidate's own failure: contained to its trial
+        last = traceback.extract_tb(e.__traceback__)[-1]
+        ev.error = f"{stage}: {type(e).__name__}: {e} (at {Path(last.filename).name}:{last.lineno})"
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return ev

@@ -10,8 +10,8 @@ import yaml
 import nas.evaluate as evaluate_module
 from nas.config import DEFAULT_SCHEDULE, load_preset
 from nas.evaluate import Constraints, EvalSettings, evaluate
-from nas.space import load_space
 from nas.search import main
+from nas.space import load_space
 
 TINY = {"epochs": 1, "imgsz": 64, "batch": 8, "nbs": 8, "warmup_epochs": 0, "mosaic": 0.0}
 

@@ -55,7 +55,7 @@ def test_weights_are_inherited_where_name_and_shape_match(tmp_path: Path, tiny_d
 def test_missing_weights_are_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="never downloads weights"):
         validate_weights(str(tmp_path / "yolo11n.pt"))
-    with pytest.raises(UserError, match="expected a .pt checkpoint"):
+    with pytest.raises(UserError, match=r"expected a \.pt checkpoint"):
         validate_weights("weights.onnx")
 
 

@@ -19,6 +19,7 @@ from .space import SearchSpace, load_space
 
 STUDIES_DIR = Path(studies.__file__).parent
 SCALES = ("n", "s", "m", "l", "x")
+SAMPLERS = ("tpe", "nsga2", "random")
 
 
 DEFAULT_SCHEDULE = {
@@ -58,6 +59,7 @@ class StudyConfig:
     init: str = "scratch"
     latency: LatencySettings = field(default_factory=LatencySettings)
     constraints: Constraints = field(default_factory=Constraints)
+    sampler: str = "tpe"
     raw: dict = field(default_factory=dict, repr=False)
 
 
@@ -119,7 +121,19 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         raise UserError(f"cannot read preset {path}: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "a preset must be a mapping (see README, 'Presets')")
-    allowed = {"description", "space", "scale", "data", "synthetic", "imgsz", "train", "init", "latency", "constraints"}
+    allowed = {
+        "description",
+        "space",
+        "scale",
+        "data",
+        "synthetic",
+        "imgsz",
+        "train",
+        "init",
+        "latency",
+        "constraints",
+        "sampler",
+    }
     for key in raw:
         if key not in allowed:
             raise ConfigError(path, str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -144,8 +158,12 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
     init = _get(raw, path, "init", str, "scratch")
     if init not in ("scratch", "warm"):
         raise ConfigError(path, "init", f"must be 'scratch' or 'warm', got {init!r}")
+    sampler = _get(raw, path, "sampler", str, "tpe")
+    if sampler not in SAMPLERS:
+        raise ConfigError(path, "sampler", f"must be one of {', '.join(SAMPLERS)}")
     return StudyConfig(
         name=path.stem,
+        sampler=sampler,
         path=path,
         description=_get(raw, path, "description", str, ""),
         space=space,

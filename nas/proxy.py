@@ -113,6 +113,7 @@ def train_proxy(
         FloatingPointError: the loss became NaN/inf (Ultralytics could not recover).
         RuntimeError: training failed (shape error, out of memory, ...), from the trainer.
     """
+    run_dir = run_dir.resolve()  # Ultralytics would put a relative project under runs/detect/
     overrides = {
         "model": str(model_yaml),
         "data": str(data_yaml),

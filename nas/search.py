@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import NoReturn
 
-from .config import StudyConfig, load_preset
+from .config import SAMPLERS, StudyConfig, load_preset
 from .errors import UserError, cli
+from .evaluate import EvalSettings
+from .proxy import remove_run, train_proxy, validate_weights
 from .space_report import SpaceReport, report
+from .study import DEFAULT_STORAGE, completed, make_sampler, open_study, pareto_front, print_progress, search
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad flags as a ``UserError`` (one ``error:`` line, exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``nas.search``."""
-    p = argparse.ArgumentParser(prog="python -m nas.search", description=__doc__)
+    p = _ArgumentParser(prog="python -m nas.search", description=__doc__)
     p.add_argument("--study", default="light", help="preset name in studies/ or a preset YAML path (default: light)")
+    p.add_argument("--trials", type=int, help="total COMPLETE trials wanted (a resumed study runs only the rest)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
+    p.add_argument("--study-name", help="name of the study in the storage (default: the preset's name)")
     p.add_argument("--data", help="a local Ultralytics data YAML instead of the preset's dataset")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed; trial n trains with seed + n (default: 0)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="override the preset's sampler")
+    p.add_argument("--weights", help="a local checkpoint of the base model: every trial inherits its matching tensors")
+    p.add_argument("--run-dir", default="nas_runs", help="where trial run folders live (default: nas_runs)")
+    p.add_argument("--keep-runs", action="store_true", help="keep each trial's run folder")
     p.add_argument("--dry-run", action="store_true", help="print the search space and its cost range, then exit")
     p.add_argument("--json", action="store_true", help="with --dry-run: print one JSON object")
     return p
@@ -84,15 +108,89 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.json and not args.dry_run:
         raise UserError("--json is only valid with --dry-run")
+    if args.trials is not None and args.trials < 1:
+        raise UserError(f"--trials must be at least 1, got {args.trials}")
     cfg = load_preset(args.study, data=args.data)
-    if not args.dry_run:
-        raise UserError("only --dry-run is available in this version: the search itself is not implemented yet")
-    d = dry_run_dict(cfg, report(cfg.space, cfg.dataset.nc, cfg.imgsz))
-    if args.json:
-        print(json.dumps(d))
-    else:
-        print_dry_run(d)
+    if args.dry_run:
+        d = dry_run_dict(cfg, report(cfg.space, cfg.dataset.nc, cfg.imgsz))
+        if args.json:
+            print(json.dumps(d))
+        else:
+            print_dry_run(d)
+        return 0
+    if args.trials is None:
+        raise UserError("--trials is required (the total number of complete trials wanted)")
+    device = resolve_device(args.device)
+    weights = validate_weights(args.weights)
+    study_name = args.study_name or cfg.name
+    study = open_study(cfg, args.storage, study_name)
+    # offset the seed by the trials already stored: a resumed study must not replay the same random stream
+    study.sampler = make_sampler(args.sampler or cfg.sampler, args.seed + len(study.get_trials(deepcopy=False)))
+    run_root = Path(args.run_dir) / study_name
+    settings = EvalSettings(
+        imgsz=cfg.imgsz,
+        schedule=cfg.schedule,
+        device=device,
+        half=cfg.latency.half,
+        latency_runs=cfg.latency.runs,
+        latency_warmup=cfg.latency.warmup,
+        latency_threads=cfg.latency.threads,
+        constraints=cfg.constraints,
+        run_root=run_root,
+        keep_runs=args.keep_runs,
+        weights=weights,
+    )
+    if weights is None and cfg.init == "warm":
+        settings = replace(settings, weights=warm_start_weights(cfg, settings, args.seed))
+    done = len(completed(study))
+    print(
+        f"study {study_name} in {args.storage}: {done}/{args.trials} complete trials; "
+        f"space {cfg.space.name} ({cfg.space.size():,} architectures), device {device}",
+        file=sys.stderr,
+    )
+    ran = search(study, cfg, settings, args.trials, args.seed, print_progress(time.perf_counter(), [0]))
+    front = pareto_front(study)
+    print(
+        f"done: ran {ran} trial(s); {len(completed(study))} complete; Pareto front {len(front)} trial(s): "
+        f"{', '.join(f'#{t.number}' for t in front)}",
+        file=sys.stderr,
+    )
     return 0
+
+
+def resolve_device(device: str) -> str:
+    """Return the torch device string for ``device`` (``auto``: the first GPU if any, else cpu).
+
+    Raises:
+        UserError: a CUDA device was asked for but is not available.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") or device.isdigit():
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: no CUDA device is available")
+        return device if device.startswith("cuda") else f"cuda:{device}"
+    if device != "cpu":
+        raise UserError(f"--device {device}: expected cpu, cuda, cuda:N or auto")
+    return device
+
+
+def warm_start_weights(cfg: StudyConfig, settings: EvalSettings, seed: int) -> Path:
+    """Return the study's warm-start checkpoint: the unmodified base trained once with the proxy schedule (cached)."""
+    cached = settings.run_root / "warm_base.pt"
+    if cached.is_file():
+        return cached
+    print("init: warm - training the unmodified base once for this study...", file=sys.stderr)
+    model_yaml = settings.run_root / "warm_base.yaml"
+    model_yaml.parent.mkdir(parents=True, exist_ok=True)
+    model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
+    run_dir = settings.run_root / "warm_base"
+    train_proxy(model_yaml, cfg.dataset.data_yaml(), cfg.schedule, run_dir, settings.device, seed, save=True)
+    shutil.copy2(run_dir / "weights" / "last.pt", cached)
+    remove_run(run_dir)
+    return cached
 
 
 if __name__ == "__main__":

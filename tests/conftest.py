@@ -14,18 +14,38 @@ import torch
 import modules  # noqa: F401  (registers the operators with Ultralytics)
 import nas  # noqa: F401  (closes Ultralytics' font/telemetry network paths)
 
+LOOPBACK = ("127.", "localhost", "::1")
+
+
+def _is_local(address: object) -> bool:
+    """Return True for loopback TCP addresses and for UNIX socket paths."""
+    if isinstance(address, (str, bytes)):
+        return True  # AF_UNIX path
+    host = address[0] if isinstance(address, tuple) and address else ""
+    return isinstance(host, str) and host.startswith(LOOPBACK)
+
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any test that tries to open a network connection (everything here must work offline)."""
+    """Fail any test that tries to reach beyond this machine (loopback is allowed for the dashboard test)."""
+    connect, connect_ex, getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"network access attempted: {args!r}")
+    def guard(original):
+        def checked(self: socket.socket, address: object, *args: object) -> object:
+            if not _is_local(address):
+                raise AssertionError(f"network access attempted: {address!r}")
+            return original(self, address, *args)
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+        return checked
+
+    def checked_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if not (host is None or (isinstance(host, str) and host.startswith(LOOPBACK))):
+            raise AssertionError(f"network lookup attempted: {host!r}")
+        return getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guard(connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guard(connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", checked_getaddrinfo)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,155 @@
+"""The user's main job end to end: smoke study -> --list -> export -> fresh-process rebuild -> report -> dashboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas import export, report, search
+from nas.study import METRIC_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A finished 3-trial smoke study in a fresh SQLite file; returns (storage URL, work dir)."""
+    work = tmp_path_factory.mktemp("e2e")
+    os.environ["NAS_CACHE_DIR"] = str(work / "cache")
+    storage = f"sqlite:///{work / 'nas.db'}"
+    code = search.main(["--study", "smoke", "--trials", "3", "--storage", storage, "--run-dir", str(work / "runs")])
+    assert code == 0
+    return storage, work
+
+
+def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tuple[str, Path]) -> None:
+    storage, work = smoke_study
+    study = optuna.load_study(study_name="smoke", storage=storage)
+    trials = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(trials) == 3
+    assert study.metric_names == METRIC_NAMES
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    for t in trials:
+        a = t.user_attrs
+        for key in (
+            "key",
+            "model_yaml",
+            "params",
+            "gflops",
+            "imgsz",
+            "train_imgsz",
+            "latency",
+            "device",
+            "phases",
+            "versions",
+        ):
+            assert key in a, key
+        if "dedup_of" not in a:
+            assert {"map50", "map50_95"} <= set(a) and a["trained"]
+            assert t.values[0] == a["map50_95"] and t.values[1] == a["gflops"]
+            assert {"build_s", "cost_s", "latency_s", "train_s", "val_s", "storage_s"} <= set(a["phases"])
+        assert a["latency"]["runs"] >= 20 and a["latency"]["imgsz"] == 640
+    for key in ("preset", "space", "dataset", "fingerprint"):
+        assert key in study.user_attrs
+    assert not any((work / "runs" / "smoke").glob("trial_*"))  # run folders removed
+
+
+def test_resume_runs_only_the_missing_trials(smoke_study: tuple[str, Path], capsys: pytest.CaptureFixture) -> None:
+    storage, work = smoke_study
+    assert (
+        search.main(["--study", "smoke", "--trials", "3", "--storage", storage, "--run-dir", str(work / "runs")]) == 0
+    )
+    assert "ran 0 trial(s)" in capsys.readouterr().err
+
+
+def test_list_export_and_fresh_process_rebuild(smoke_study: tuple[str, Path], capsys: pytest.CaptureFixture) -> None:
+    storage, work = smoke_study
+    assert export.main(["--study", "smoke", "--storage", storage, "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "mAP50-95" in listing and "GFLOPs" in listing
+    out = work / "best.yaml"
+    assert export.main(["--study", "smoke", "--storage", storage, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# exported by nas.export from study 'smoke', trial ")
+    number = int(text.split("trial ", 1)[1].split()[0])
+    trial = optuna.load_study(study_name="smoke", storage=storage).trials[number]
+    assert trial.user_attrs["model_yaml"] in text
+    script = (
+        "import json, modules, nas\n"
+        "from ultralytics import YOLO\n"
+        "from nas.cost import model_cost\n"
+        f"m = YOLO({str(out)!r}).model\n"
+        "c = model_cost(m, 640)\n"
+        "print(json.dumps({'params': c.params, 'gflops': c.gflops}))\n"
+    )
+    env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["params"] == trial.user_attrs["params"]
+    assert got["gflops"] == pytest.approx(trial.user_attrs["gflops"], rel=1e-9)
+
+
+@pytest.mark.parametrize("pick", ["knee", "best-map", "fastest", "smallest"])
+def test_every_pick_exports(smoke_study: tuple[str, Path], pick: str) -> None:
+    storage, work = smoke_study
+    assert (
+        export.main(["--study", "smoke", "--storage", storage, "--pick", pick, "--out", str(work / f"{pick}.yaml")])
+        == 0
+    )
+
+
+def test_report_html_holds_the_figures(smoke_study: tuple[str, Path]) -> None:
+    storage, work = smoke_study
+    assert report.main(["--study", "smoke", "--storage", storage, "--out", str(work / "report")]) == 0
+    page = (work / "report" / "index.html").read_text()
+    for fid in ("nas-pareto-3d", "nas-pareto-pairs", "nas-hypervolume", "nas-choice-frequency", "nas-pareto-table"):
+        assert f'id="{fid}"' in page, fid
+    assert "plotly" in page.lower() and "<script" in page
+    assert '<script src="http' not in page and 'src="https://cdn' not in page  # plotly.js is inlined
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_and_its_metric_names(smoke_study: tuple[str, Path]) -> None:
+    storage, work = smoke_study
+    report.main(["--study", "smoke", "--storage", storage, "--out", str(work / "report2")])
+    port = _free_port()
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "optuna_dashboard"]
+    proc = subprocess.Popen(
+        [*cmd, storage, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        studies = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    studies = json.load(r)["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert studies is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no answer"
+        smoke = next(s for s in studies if s["study_name"] == "smoke")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{smoke['study_id']}", timeout=10) as r:
+            detail = json.load(r)
+        assert detail["name"] == "smoke"
+        assert detail["objective_names"] == METRIC_NAMES
+        ids = {g["id"] for g in detail.get("plotly_graph_objects", [])}
+        assert {"nas-pareto-3d", "nas-hypervolume"} <= ids
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

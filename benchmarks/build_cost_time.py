@@ -3,7 +3,7 @@
 Samples random architectures of the light space, and for each times: building the Ultralytics model from
 its YAML, and counting params + full-resolution GFLOPs at 640. Writes results/build_cost_time.json.
 
-    python benchmarks/build_cost_time.py [--n 20] [--seed 0]
+    python -m benchmarks.build_cost_time [--n 20] [--seed 0]
 """
 
 from __future__ import annotations

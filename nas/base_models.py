@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from ultralytics import __file__ as _ultralytics_init
 
-from .errors import UserError
+from .errors import UserError, yaml_problem
 
 MODELS_DIR = Path(_ultralytics_init).parent / "cfg" / "models"
 SCALE_IN_NAME = re.compile(r"^(yolo(?:e-)?v?\d+)([nslmx])(.*)$")
@@ -46,8 +46,10 @@ def load(name: str, scale: str | None = None, relative_to: Path | None = None) -
     path, implied = resolve(name, relative_to)
     try:
         d = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read base model {path}: {e}") from e
+    except yaml.YAMLError as e:
+        raise UserError(f"cannot read base model {path}: {yaml_problem(e)}") from e
+    except OSError as e:
+        raise UserError(f"cannot read base model {path}: {e.strerror or e}") from e
     if not isinstance(d, dict) or "backbone" not in d or "head" not in d:
         raise UserError(f"base model {path} is not an Ultralytics model YAML (needs backbone and head)")
     scales = d.get("scales") or {}

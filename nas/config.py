@@ -12,7 +12,7 @@ import studies
 
 from .data.datasets import Dataset, local_dataset, synthetic_dataset
 from .data.synthetic import SyntheticSpec
-from .errors import ConfigError, UserError
+from .errors import ConfigError, UserError, yaml_problem
 from .evaluate import Constraints
 from .proxy import OPTIMIZERS, TRAIN_ARGS
 from .space import SearchSpace, load_space
@@ -116,7 +116,7 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(path, "", f"malformed YAML: {e}") from e
+        raise ConfigError(path, "", f"malformed YAML: {yaml_problem(e)}") from e
     except OSError as e:
         raise UserError(f"cannot read preset {path}: {e}") from e
     if not isinstance(raw, dict):

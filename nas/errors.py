@@ -21,6 +21,18 @@ class ConfigError(UserError):
         self.path, self.key = path, key
 
 
+def one_line(text: str) -> str:
+    """Return ``text`` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(text.split())
+
+
+def yaml_problem(e: Exception) -> str:
+    """Return a one-line description of a YAML parse error, with its line and column when known."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else one_line(problem)
+
+
 def cli(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
     """Wrap a CLI ``main(argv) -> int`` so a ``UserError`` prints one ``error:`` line and returns 2."""
 
@@ -29,7 +41,7 @@ def cli(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] 
         try:
             return main(argv)
         except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {one_line(str(e))}", file=sys.stderr)
             return EXIT_USAGE
 
     return wrapper

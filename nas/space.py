@@ -27,7 +27,7 @@ from modules import BLOCK_SLOT, CONV2FORMER_KERNELS, CONV_SLOT
 
 from . import base_models
 from .architecture import Architecture, Choice
-from .errors import ConfigError, UserError
+from .errors import ConfigError, UserError, yaml_problem
 
 SPACES_DIR = Path(search_spaces.__file__).parent
 STOCK = {"conv": "Conv", "block": "C3k2"}
@@ -154,7 +154,7 @@ def load_space(name_or_path: str, scale: str | None = None, relative_to: Path | 
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(path, "", f"malformed YAML: {e}") from e
+        raise ConfigError(path, "", f"malformed YAML: {yaml_problem(e)}") from e
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "a search space must be a mapping with 'base' and 'points'")
     unknown = set(raw) - {"base", "scale", "points", "description"}

@@ -248,7 +248,7 @@ def test_dry_run_json(capsys: pytest.CaptureFixture) -> None:
     assert main(["--study", "smoke", "--dry-run", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert {"space_size", "base_model", "nc", "imgsz", "base"} <= set(d)
-    assert d["base_model"] == "yolo11n" and d["nc"] == 8 and d["imgsz"] == 640
+    assert d["base_model"] == "yolo11n" and d["nc"] == 5 and d["imgsz"] == 640
     assert d["space_size"] == load_space("yolo11_backbone").size() == (5 + 9) ** 8
     assert d["base"]["params"] > 2_500_000 and d["base"]["gflops"] > 6
     assert d["cheapest"]["gflops"] < d["base"]["gflops"] < d["dearest"]["gflops"]
@@ -282,7 +282,7 @@ def test_dry_run_cheapest_is_the_true_minimum_on_a_small_space(tmp_path: Path, c
     preset.write_text(yaml.safe_dump({"space": str(space), "imgsz": 320}))
     assert main(["--study", str(preset), "--dry-run", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    costs = [architecture_cost(a, 8, 320).gflops for a in load_space(str(space)).all_architectures()]
+    costs = [architecture_cost(a, d["nc"], 320).gflops for a in load_space(str(space)).all_architectures()]
     assert d["space_size"] == len(costs) == 8
     assert d["cheapest"]["gflops"] == pytest.approx(min(costs), abs=1e-4)
     assert d["dearest"]["gflops"] == pytest.approx(max(costs), abs=1e-4)
@@ -291,3 +291,12 @@ def test_dry_run_cheapest_is_the_true_minimum_on_a_small_space(tmp_path: Path, c
 def test_stock_yaml_builds_in_plain_detection_model() -> None:
     arch = load_space("yolov8_downsample").stock()
     assert isinstance(DetectionModel(arch.model_dict(8), verbose=False), DetectionModel)
+
+
+@pytest.mark.parametrize("preset", ["smoke", "light", "standard", "full"])
+def test_shipped_presets_load(preset: str) -> None:
+    from nas.config import load_preset
+
+    cfg = load_preset(preset)
+    assert cfg.dataset.nc == 5 and cfg.imgsz == 640 and cfg.schedule["epochs"] >= 1
+    assert cfg.space.scale == {"smoke": "n", "light": "n", "standard": "s", "full": "m"}[preset]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UserError
+from ..errors import UserError, yaml_problem
 from .synthetic import CLASSES, SyntheticSpec, generate
 
 
@@ -55,7 +55,7 @@ def local_dataset(path: str | Path) -> Dataset:
     try:
         d = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise UserError(f"dataset YAML {path} is malformed: {e}") from e
+        raise UserError(f"dataset YAML {path} is malformed: {yaml_problem(e)}") from e
     if not isinstance(d, dict):
         raise UserError(f"dataset YAML {path} must be a mapping with train, val and names")
     names = d.get("names")

@@ -28,7 +28,7 @@ FORMAT_VERSION = 4  # bump when the drawing changes, so cached copies are regene
 class SyntheticSpec:
     """Everything that determines the generated dataset's content."""
 
-    train_images: int = 512
+    train_images: int = 1024
     val_images: int = 128
     imgsz: int = 128
     seed: int = 0

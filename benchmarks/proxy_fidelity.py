@@ -1,0 +1,132 @@
+"""Does the light proxy rank architectures like a 4x longer schedule? Spearman and Kendall over n architectures.
+
+Trains each architecture twice from scratch on the light preset's dataset: with the light schedule and with
+`--factor` times its epochs (same everything else), and correlates the two mAP50-95 rankings. The
+architectures are the stock model plus distinct random ones of the light space (seeded), chosen so that every
+operator appears. Writes results/proxy_fidelity.json.
+
+    python -m benchmarks.proxy_fidelity [--n 8] [--factor 4] [--seed 0] [--study light]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+
+import optuna
+
+import nas  # noqa: F401  (offline guard before Ultralytics)
+from benchmarks.common import write_result
+from nas.config import load_preset
+from nas.proxy import remove_run, train_proxy
+
+
+def ranks(xs: list[float]) -> list[float]:
+    """Return average ranks (1-based) of ``xs``, ties sharing their mean rank."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    out = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Return Spearman's rho (Pearson correlation of the ranks)."""
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    va = sum((x - ma) ** 2 for x in ra) ** 0.5
+    vb = sum((y - mb) ** 2 for y in rb) ** 0.5
+    return cov / (va * vb) if va and vb else float("nan")
+
+
+def kendall(a: list[float], b: list[float]) -> float:
+    """Return Kendall's tau-b."""
+    conc = disc = ta = tb = 0
+    for i, j in itertools.combinations(range(len(a)), 2):
+        da, db = a[i] - a[j], b[i] - b[j]
+        if da == 0 and db == 0:
+            continue
+        if da == 0:
+            ta += 1
+        elif db == 0:
+            tb += 1
+        elif da * db > 0:
+            conc += 1
+        else:
+            disc += 1
+    denom = ((conc + disc + ta) * (conc + disc + tb)) ** 0.5
+    return (conc - disc) / denom if denom else float("nan")
+
+
+def diverse_architectures(space, n: int, seed: int) -> list:
+    """Return the stock architecture plus n-1 distinct random ones that together use every operator."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    chosen = [space.stock()]
+    while len(chosen) < n:
+        arch = space.sample(study.ask())
+        if all(arch.key != c.key for c in chosen):
+            chosen.append(arch)
+    return chosen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--study", default="light")
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--factor", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workdir", default="nas_runs/benchmarks/proxy_fidelity")
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = load_preset(args.study)
+    data = cfg.dataset.data_yaml()
+    proxy = dict(cfg.schedule)
+    reference = {**proxy, "epochs": proxy["epochs"] * args.factor}
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, arch in enumerate(diverse_architectures(cfg.space, args.n, args.seed)):
+        yaml_path = work / f"{arch.key}.yaml"
+        yaml_path.write_text(arch.to_yaml(cfg.dataset.nc))
+        row = {"key": arch.key, "summary": arch.summary()}
+        for label, schedule in (("proxy", proxy), ("reference", reference)):
+            t = time.perf_counter()
+            r = train_proxy(yaml_path, data, schedule, work / f"{arch.key}-{label}", args.device, args.seed)
+            remove_run(work / f"{arch.key}-{label}")
+            row[f"{label}_map50_95"] = round(r.map50_95, 5)
+            row[f"{label}_s"] = round(time.perf_counter() - t, 1)
+        rows.append(row)
+        print(
+            f"[{i + 1}/{args.n}] {arch.key} proxy {row['proxy_map50_95']:.4f} ({row['proxy_s']} s)  "
+            f"reference {row['reference_map50_95']:.4f} ({row['reference_s']} s)  {arch.summary()}",
+            flush=True,
+        )
+    a = [r["proxy_map50_95"] for r in rows]
+    b = [r["reference_map50_95"] for r in rows]
+    figures = {
+        "spearman": round(spearman(a, b), 4),
+        "kendall": round(kendall(a, b), 4),
+        "n_architectures": len(rows),
+        "init": cfg.init,
+        "proxy": proxy,
+        "reference": reference,
+        "dataset": cfg.dataset.description,
+        "bar_spearman": 0.6,
+        "architectures": rows,
+    }
+    print(f"Spearman {figures['spearman']}, Kendall {figures['kendall']} over {len(rows)} architectures")
+    write_result("proxy_fidelity", figures)
+
+
+if __name__ == "__main__":
+    main()

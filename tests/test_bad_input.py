@@ -1,0 +1,117 @@
+"""Bad input ends in one `error: ...` line, exit status 2, no traceback, and stored results untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from nas import export, report, search
+from nas.config import load_preset
+from nas.study import open_study
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> str:
+    """A SQLite storage holding study 'smoke' (one complete trial, added directly) and an empty study 'empty'."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = open_study(load_preset("smoke"), url, "smoke")
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[0.5, 6.5, 100.0],
+            user_attrs={
+                "trained": True,
+                "feasible": True,
+                "key": "abc",
+                "summary": "stock",
+                "model_yaml": "nc: 5\n",
+                "params": 1,
+            },
+        )
+    )
+    open_study(load_preset("smoke"), url, "empty")
+    return url
+
+
+def _fingerprint(url: str) -> list:
+    return [(t.number, t.values, t.state) for t in optuna.load_study(study_name="smoke", storage=url).trials]
+
+
+def _cases(tmp: Path, url: str) -> list[tuple[object, list[str], str]]:
+    no_labels = tmp / "nolabels"
+    (no_labels / "images" / "train").mkdir(parents=True)
+    (no_labels / "images" / "val").mkdir(parents=True)
+    (no_labels / "data.yaml").write_text(
+        yaml.safe_dump({"path": str(no_labels), "train": "images/train", "val": "images/val", "names": ["a"]})
+    )
+    download = tmp / "coco8.yaml"
+    download.write_text(
+        yaml.safe_dump(
+            {
+                "path": "../datasets/coco8",
+                "train": "images/train",
+                "val": "images/val",
+                "names": ["person"],
+                "download": "https://example.com/coco8.zip",
+            }
+        )
+    )
+    malformed = tmp / "malformed.yaml"
+    malformed.write_text("space: [yolo11_backbone\n")
+    corrupt = tmp / "corrupt.db"
+    corrupt.write_bytes(b"this is not a sqlite database" * 100)
+    other = tmp / "other.yaml"
+    other.write_text(
+        yaml.safe_dump({"space": "yolov8_downsample", "synthetic": {"train_images": 32, "val_images": 16, "imgsz": 64}})
+    )
+    readonly = tmp / "a-file"  # a folder path through a regular file cannot be created, even by root
+    readonly.write_text("")
+    s = ["--storage", url]
+    return [
+        (search, ["--study", "smoke", "--trials", "0", *s], "--trials must be at least 1"),
+        (search, ["--study", "smoke", "--trials", "-2", *s], "--trials must be at least 1"),
+        (search, ["--study", "smoke", *s], "--trials is required"),
+        (search, ["--study", "nope", "--trials", "1", *s], "unknown study preset 'nope'"),
+        (search, ["--study", str(malformed), "--trials", "1", *s], "malformed YAML"),
+        (search, ["--study", "smoke", "--trials", "1", "--bogus", *s], "unrecognized arguments: --bogus"),
+        (search, ["--study", "smoke", "--trials", "1", "--data", str(tmp / "missing.yaml"), *s], "does not exist"),
+        (search, ["--study", "smoke", "--trials", "1", "--data", str(no_labels / "data.yaml"), *s], "no label files"),
+        (search, ["--study", "smoke", "--trials", "1", "--data", str(download), *s], "never downloads datasets"),
+        (search, ["--study", "smoke", "--trials", "1", "--weights", str(tmp / "yolo11n.pt"), *s], "never downloads"),
+        (search, ["--study", "smoke", "--trials", "1", "--device", "tpu", *s], "--device tpu"),
+        (search, ["--study", "smoke", "--trials", "1", "--storage", f"sqlite:///{corrupt}"], "cannot open storage"),
+        (
+            search,
+            ["--study", "smoke", "--trials", "1", "--storage", "postgresql://nobody@127.0.0.1:9/none"],
+            "cannot open storage",
+        ),
+        (search, ["--study", str(other), "--study-name", "smoke", "--trials", "1", *s], "different space"),
+        (search, ["--study", "smoke", "--json", *s], "--json is only valid with --dry-run"),
+        (export, ["--study", "missing", "--out", str(tmp / "x.yaml"), *s], "no study 'missing'"),
+        (export, ["--study", "empty", "--out", str(tmp / "x.yaml"), *s], "no complete, trained trial"),
+        (export, ["--study", "smoke", "--trial", "42", "--out", str(tmp / "x.yaml"), *s], "no complete trial 42"),
+        (export, ["--study", "smoke", *s], "--out is required"),
+        (export, ["--study", "smoke", "--out", str(readonly / "sub" / "x.yaml"), *s], "cannot write"),
+        (export, ["--study", "smoke", "--max-gflops", "1", "--out", str(tmp / "x.yaml"), *s], "no Pareto trial"),
+        (report, ["--study", "missing", *s], "no study 'missing'"),
+        (report, ["--study", "empty", *s], "no complete, trained trial"),
+        (report, ["--study", "smoke", "--out", str(readonly / "rep"), *s], "cannot write the report"),
+    ]
+
+
+def test_bad_inputs(stored: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    before = _fingerprint(stored)
+    cases = _cases(tmp_path, stored)
+    assert len(cases) >= 20
+    for module, argv, message in cases:
+        assert module.main(argv) == 2, (argv, capsys.readouterr())
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, err)
+        assert message in lines[0], (argv, lines[0])
+        assert "Traceback" not in err
+    assert _fingerprint(stored) == before

@@ -149,7 +149,7 @@ class TrialReport:
 
 
 def _record(trial: optuna.Trial, arch: Architecture, cfg: StudyConfig, settings: EvalSettings, ev: Evaluation) -> None:
-    """Store everything about an evaluated trial as user attributes."""
+    """Store everything about an evaluated trial as user attributes (``run_one`` adds the phase times)."""
     attrs: dict[str, Any] = {
         "key": arch.key,
         "summary": arch.summary(),
@@ -159,10 +159,10 @@ def _record(trial: optuna.Trial, arch: Architecture, cfg: StudyConfig, settings:
         "imgsz": settings.imgsz,
         "train_imgsz": settings.schedule["imgsz"],
         "device": settings.device,
-        "phases": {k: round(v, 4) for k, v in ev.phases.items()},
         "versions": versions(),
         "trained": ev.proxy is not None,
         "feasible": ev.feasible,
+        "init_weights": str(settings.weights) if settings.weights else None,
     }
     if ev.cost:
         attrs.update(params=ev.cost.params, gflops=ev.cost.gflops)

@@ -153,3 +153,21 @@ def test_dashboard_serves_the_study_and_its_metric_names(smoke_study: tuple[str,
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_warm_start_trains_the_base_once_and_trials_inherit(tmp_path: Path) -> None:
+    from nas.config import STUDIES_DIR
+
+    preset = tmp_path / "warm.yaml"
+    raw = __import__("yaml").safe_load((STUDIES_DIR / "smoke.yaml").read_text())
+    preset.write_text(__import__("yaml").safe_dump({**raw, "init": "warm"}))
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    argv = ["--study", str(preset), "--trials", "1", "--storage", storage, "--run-dir", str(tmp_path / "runs")]
+    assert search.main(argv) == 0
+    base = tmp_path / "runs" / "warm" / "warm_base.pt"
+    assert base.is_file()
+    mtime = base.stat().st_mtime
+    assert search.main([*argv[:3], "2", *argv[4:]]) == 0
+    assert base.stat().st_mtime == mtime  # cached: trained once per study
+    trials = optuna.load_study(study_name="warm", storage=storage).trials
+    assert [t.user_attrs.get("init_weights") for t in trials] == [str(base)] * 2, [t.user_attrs for t in trials]

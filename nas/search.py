@@ -6,7 +6,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,9 @@ from .errors import UserError, cli
 from .evaluate import EvalSettings
 from .proxy import remove_run, train_proxy, validate_weights
 from .space_report import SpaceReport, report
-from .study import DEFAULT_STORAGE, completed, make_sampler, open_study, pareto_front, print_progress, search
+from .study import DEFAULT_STORAGE, Progress, completed, make_sampler, open_study, pareto_front, search
+
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -148,7 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"space {cfg.space.name} ({cfg.space.size():,} architectures), device {device}",
         file=sys.stderr,
     )
-    ran = search(study, cfg, settings, args.trials, args.seed, print_progress(time.perf_counter(), [0]))
+    try:
+        ran = search(study, cfg, settings, args.trials, args.seed, Progress())
+    except KeyboardInterrupt:
+        print(f"interrupted: {len(completed(study))} complete trials are stored; run again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     front = pareto_front(study)
     print(
         f"done: ran {ran} trial(s); {len(completed(study))} complete; Pareto front {len(front)} trial(s): "

@@ -206,7 +206,12 @@ def run_one(study: optuna.Study, cfg: StudyConfig, settings: EvalSettings, data_
             len(pareto_front(study)),
             "dedup",
         )
-    ev = evaluate(arch, cfg.dataset.nc, data_yaml, settings, seed=seed + trial.number, run_name=f"trial_{trial.number}")
+    try:
+        ev = evaluate(arch, cfg.dataset.nc, data_yaml, settings, seed + trial.number, f"trial_{trial.number}")
+    except KeyboardInterrupt:
+        trial.set_user_attr("fail_reason", "interrupted (SIGINT)")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
     t_store = time.perf_counter()
     ev.phases["storage_s"] = 0.0
     _record(trial, arch, cfg, settings, ev)
@@ -271,20 +276,23 @@ def eta(seconds_per_trial: float, remaining: int) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def print_progress(started: float, ran_before: list[int]) -> Callable[[TrialReport, int, int], None]:
-    """Return an ``on_trial`` callback printing a bar with ETA and one line per finished trial to stderr."""
+class Progress:
+    """``on_trial`` callback: one stderr line per finished trial with a bar over trials and an ETA."""
 
-    def show(r: TrialReport, done: int, total: int) -> None:
-        ran_before[0] += 1
-        per = (time.perf_counter() - started) / ran_before[0]
-        width = 24
-        filled = math.floor(width * min(done, total) / max(total, 1))
-        bar = "#" * filled + "." * (width - filled)
+    def __init__(self, width: int = 24) -> None:
+        self.started = time.perf_counter()
+        self.finished = 0
+        self.width = width
+
+    def __call__(self, r: TrialReport, done: int, total: int) -> None:
+        """Print the line for trial ``r``; ``done`` of ``total`` complete trials exist now."""
+        self.finished += 1
+        per_trial = (time.perf_counter() - self.started) / self.finished
+        filled = math.floor(self.width * min(done, total) / max(total, 1))
+        bar = "#" * filled + "." * (self.width - filled)
         print(
-            f"[{bar}] {done}/{total} ETA {eta(per, total - done)} | #{r.number:<4} {r.summary[:60]:<60} | "
+            f"[{bar}] {done}/{total} ETA {eta(per_trial, total - done)} | #{r.number:<4} {r.summary[:60]:<60} | "
             f"{format_values(r.values)} | {r.seconds:6.1f}s | front {r.front} | {r.status}",
             file=sys.stderr,
             flush=True,
         )
-
-    return show

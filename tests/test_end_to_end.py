@@ -171,3 +171,27 @@ def test_warm_start_trains_the_base_once_and_trials_inherit(tmp_path: Path) -> N
     assert base.stat().st_mtime == mtime  # cached: trained once per study
     trials = optuna.load_study(study_name="warm", storage=storage).trials
     assert [t.user_attrs.get("init_weights") for t in trials] == [str(base)] * 2, [t.user_attrs for t in trials]
+
+
+def test_ctrl_c_stops_cleanly_with_status_130(tmp_path: Path) -> None:
+    import signal
+
+    storage = f"sqlite:///{tmp_path / 'i.db'}"
+    env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": str(ROOT), "NAS_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.search", "--study", "smoke", "--trials", "5", "--storage", storage,
+         "--run-dir", str(tmp_path / "runs")],
+        stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )
+    lines = []
+    for line in proc.stderr:  # wait for the first finished trial, then interrupt the next one
+        lines.append(line)
+        if "1/5" in line:
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    states = [t.state.name for t in optuna.load_study(study_name="smoke", storage=storage).trials]
+    assert "RUNNING" not in states and states.count("COMPLETE") >= 1

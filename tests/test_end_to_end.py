@@ -179,9 +179,23 @@ def test_ctrl_c_stops_cleanly_with_status_130(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'i.db'}"
     env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": str(ROOT), "NAS_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nas.search", "--study", "smoke", "--trials", "5", "--storage", storage,
-         "--run-dir", str(tmp_path / "runs")],
-        stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "nas.search",
+            "--study",
+            "smoke",
+            "--trials",
+            "5",
+            "--storage",
+            storage,
+            "--run-dir",
+            str(tmp_path / "runs"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     lines = []
     for line in proc.stderr:  # wait for the first finished trial, then interrupt the next one

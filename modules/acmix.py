@@ -88,8 +88,8 @@ class ACmixMixer(nn.Module):
         q, k, v = self.q(x), self.k(x), self.v(x)  # B x C2 x H x W each
 
         # attention path: per head, softmax over the 49 window positions. The window is walked offset by
-        # offset on strided views of the padded maps instead of unfolding them, which would materialise (and
-        # keep for backward) 49 copies of k and v.
+        # offset on strided views of the padded maps instead of unfolding them: q.k_j multiplies views (autograd
+        # keeps no copy of k per offset), and the positional term pe_center - pe_j has no batch dimension.
         pe = self.pe(_position_grid(h, w, x.device, self.pe.weight.dtype))  # 1 x d x H x W
         qh, pe_q = q.reshape(b * n, d, h, w), pe
         if s > 1:
@@ -105,7 +105,9 @@ class ACmixMixer(nn.Module):
             for dx in range(WINDOW)
         ]
         # logit_j = q . (k_j + pe_center - pe_j): the positional term is relative to the window centre
-        logits = torch.stack([(qh * (k_pad[..., ys, xs] + pe_q - pe_pad[..., ys, xs])).sum(1) for ys, xs in windows], 1)
+        logits = torch.stack(
+            [(qh * k_pad[..., ys, xs]).sum(1) + (qh * (pe_q - pe_pad[..., ys, xs])).sum(1) for ys, xs in windows], 1
+        )
         attn = self.softmax(logits)  # BN x 49 x Ho x Wo
         out_att = sum(attn[:, j : j + 1] * v_pad[..., ys, xs] for j, (ys, xs) in enumerate(windows))
         out_att = out_att.reshape(b, self.c2, ho, wo)
@@ -125,9 +127,9 @@ class ACmix(nn.Module):
     the conv path 3x3). c2 must be divisible by 4 (heads).
     """
 
-    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1, heads: int = 4) -> None:
+    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1, heads: int = 4, where: str = "ACmix") -> None:
         super().__init__()
-        self.mixer = ACmixMixer(c1, c2, s, heads)
+        self.mixer = ACmixMixer(c1, c2, s, heads, where)
         self.bn = nn.BatchNorm2d(c2)
         self.act = Conv.default_act
 
@@ -147,7 +149,7 @@ class ACmixBottleneck(nn.Module):
         super().__init__()
         c_ = int(c * e)
         self.cv1 = Conv(c, c_, 3, 1)
-        self.cv2 = ACmix(c_, c, 3, 1, heads)
+        self.cv2 = ACmix(c_, c, 3, 1, heads, where="C3k2_ACmix")
         self.add = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -73,7 +73,6 @@ OPERATORS: dict[str, Operator] = {
 }
 CONV_SLOT = tuple(name for name, op in OPERATORS.items() if op.slot == "conv")
 BLOCK_SLOT = tuple(name for name, op in OPERATORS.items() if op.slot == "block")
-OPERATOR_CLASSES = tuple(op.cls for op in OPERATORS.values())
 
 _original_parse_model = tasks.parse_model
 
@@ -145,15 +144,21 @@ def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, 
 
     with _recording_init((Conv, C3k2)) as records:
         model, save = _original_parse_model(d, ch, verbose=False)
-    for i, (op, extra) in ours.items():
-        stock = model[i]
-        copies = list(stock) if isinstance(stock, nn.Sequential) else [stock]
-        built = [_build(op, i, *records[id(m)], extra) for m in copies]
-        layer = nn.Sequential(*built) if isinstance(stock, nn.Sequential) else built[0]
-        layer.i, layer.f = stock.i, stock.f
-        layer.type = f"{op.cls.__module__}.{op.cls.__name__}"
-        layer.np = sum(p.numel() for p in layer.parameters())
-        model[i] = layer
+    default_act = Conv.default_act
+    if d.get("activation"):  # as Ultralytics does while parsing, so our Conv units use the YAML's activation too
+        Conv.default_act = tasks._SafeLoad.activation(d["activation"])
+    try:
+        for i, (op, extra) in ours.items():
+            stock = model[i]
+            copies = list(stock) if isinstance(stock, nn.Sequential) else [stock]
+            built = [_build(op, i, *records[id(m)], extra) for m in copies]
+            layer = nn.Sequential(*built) if isinstance(stock, nn.Sequential) else built[0]
+            layer.i, layer.f = stock.i, stock.f
+            layer.type = f"{op.cls.__module__}.{op.cls.__name__}"
+            layer.np = sum(p.numel() for p in layer.parameters())
+            model[i] = layer
+    finally:
+        Conv.default_act = default_act
     if verbose:
         _log_layers(model)
     return model, save

@@ -48,10 +48,19 @@ def load(name: str, scale: str | None = None, relative_to: Path | None = None) -
         d = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise UserError(f"cannot read base model {path}: {yaml_problem(e)}") from e
+    except UnicodeDecodeError as e:
+        raise UserError(f"cannot read base model {path}: not a UTF-8 text file ({e.reason})") from e
     except OSError as e:
         raise UserError(f"cannot read base model {path}: {e.strerror or e}") from e
-    if not isinstance(d, dict) or "backbone" not in d or "head" not in d:
-        raise UserError(f"base model {path} is not an Ultralytics model YAML (needs backbone and head)")
+    rows_ok = isinstance(d, dict) and all(
+        isinstance(d.get(part), list)
+        and all(isinstance(r, list) and len(r) == 4 and isinstance(r[3], list) for r in d[part])
+        for part in ("backbone", "head")
+    )
+    if not rows_ok:
+        raise UserError(
+            f"base model {path} is not an Ultralytics model YAML (backbone and head of [from, n, module, args] rows)"
+        )
     scales = d.get("scales") or {}
     scale = scale or implied or (next(iter(scales)) if scales else "")
     if scales:

@@ -80,8 +80,9 @@ def resolve_preset(name_or_path: str) -> Path:
 
 
 def _get(raw: dict, path: Path, key: str, kind: type, default: Any = None) -> Any:
-    """Return ``raw[key]`` (or ``default``) checked to be a ``kind``; raise ConfigError naming the key."""
-    value = raw.get(key, default)
+    """Return ``raw[key]`` (``default`` if absent or null) checked to be a ``kind``; ConfigError names the key."""
+    value = raw.get(key)
+    value = default if value is None else value
     if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
         raise ConfigError(path, key, f"expected {kind.__name__}, got {value!r}")
     return value
@@ -99,6 +100,8 @@ def _synthetic(raw: Any, path: Path) -> SyntheticSpec:
         expected = float if key == "min_visible" else int
         if isinstance(value, bool) or not isinstance(value, (int, float) if expected is float else int) or value < 0:
             raise ConfigError(path, f"synthetic.{key}", f"expected a non-negative {expected.__name__}, got {value!r}")
+        if key == "min_visible" and value > 1:
+            raise ConfigError(path, "synthetic.min_visible", f"is a fraction of the object, 0..1, got {value!r}")
     spec = SyntheticSpec(**raw)
     if spec.train_images < 1 or spec.val_images < 1 or spec.imgsz < 32 or spec.max_objects < 1:
         raise ConfigError(path, "synthetic", "needs train_images, val_images, max_objects >= 1 and imgsz >= 32")
@@ -117,8 +120,10 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(path, "", f"malformed YAML: {yaml_problem(e)}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, "", f"not a UTF-8 text file ({e.reason})") from e
     except OSError as e:
-        raise UserError(f"cannot read preset {path}: {e}") from e
+        raise UserError(f"cannot read preset {path}: {e.strerror or e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "a preset must be a mapping (see README, 'Presets')")
     allowed = {
@@ -207,6 +212,8 @@ def _schedule(raw: Any, path: Path) -> dict[str, Any]:
         raise ConfigError(path, "train.imgsz", "must be a positive multiple of 32")
     if schedule["batch"] < 1:
         raise ConfigError(path, "train.batch", "must be at least 1")
+    if schedule.get("nbs", 64) < 1:
+        raise ConfigError(path, "train.nbs", "must be at least 1")
     if not 0 < float(schedule.get("fraction", 1.0)) <= 1:
         raise ConfigError(path, "train.fraction", "must be in (0, 1]")
     if schedule["optimizer"] not in OPTIMIZERS:

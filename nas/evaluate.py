@@ -31,15 +31,20 @@ class Constraints:
     max_latency_ms: float | None = None
 
     def violations(self, cost: Cost, latency: Latency) -> dict[str, float]:
-        """Return {constraint: amount over the bound (> 0 is violated, <= 0 satisfied)} for the bounds set."""
-        out: dict[str, float] = {}
-        if self.max_gflops is not None:
-            out["max_gflops"] = cost.gflops - self.max_gflops
-        if self.max_params is not None:
-            out["max_params"] = float(cost.params - self.max_params)
-        if self.max_latency_ms is not None:
-            out["max_latency_ms"] = latency.median_ms - self.max_latency_ms
-        return out
+        """Return {constraint: (value - bound) / bound} for the bounds set: > 0 violated, <= 0 satisfied.
+
+        Relative, so that samplers summing violations weigh params, GFLOPs and milliseconds alike.
+        """
+        measured = {"max_gflops": cost.gflops, "max_params": float(cost.params), "max_latency_ms": latency.median_ms}
+        return {
+            name: (measured[name] - bound) / bound
+            for name, bound in (
+                ("max_gflops", self.max_gflops),
+                ("max_params", self.max_params),
+                ("max_latency_ms", self.max_latency_ms),
+            )
+            if bound is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ class Evaluation:
 def evaluate(
     arch: Architecture, nc: int, data_yaml: Path | None, settings: EvalSettings, seed: int, run_name: str
 ) -> Evaluation:
-    """Evaluate ``arch``: build, cost, latency, then proxy training unless infeasible or ``data_yaml`` is None.
+    """Evaluate ``arch``: build, cost, latency, then proxy training unless a constraint is violated.
 
     Never raises for a failing candidate (a model that does not build, a shape error, out of memory, NaN loss):
     the reason is in ``Evaluation.error``. Other ``UserError``s (bad input) and ``KeyboardInterrupt`` propagate.
@@ -108,7 +113,7 @@ def evaluate(
         ev.phases["latency_s"] = time.perf_counter() - t
         del model
         ev.violations = settings.constraints.violations(ev.cost, ev.latency)
-        if not ev.feasible or data_yaml is None:
+        if not ev.feasible:
             return ev
         stage = "train"
         run_dir = settings.run_root / run_name

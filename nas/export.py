@@ -40,6 +40,8 @@ def load_study(storage: str, name: str) -> optuna.Study:
     Raises:
         UserError: the storage cannot be opened or holds no such study.
     """
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"no database at {storage}")  # opening it would create an empty one
     try:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     except Exception as e:

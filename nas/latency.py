@@ -38,8 +38,9 @@ class Latency:
         return asdict(self)
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device: str | torch.device) -> str:
     """Return a human name of ``device``: the GPU model, or the CPU model from /proc/cpuinfo."""
+    device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
@@ -82,7 +83,7 @@ def measure_latency(
     dtype = torch.float16 if half and device.type == "cuda" else torch.float32
     m = m.to(dtype)
     x = torch.rand(1, 3, imgsz, imgsz, device=device, dtype=dtype)
-    old_threads = torch.get_num_threads()
+    old_threads, old_benchmark = torch.get_num_threads(), torch.backends.cudnn.benchmark
     if threads and device.type == "cpu":
         torch.set_num_threads(threads)
     samples: list[float] = []
@@ -110,6 +111,7 @@ def measure_latency(
         used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old_threads)
+        torch.backends.cudnn.benchmark = old_benchmark  # proxy training runs deterministic
     q1, med, q3 = _quartiles(samples)
     return Latency(
         median_ms=med,

@@ -73,7 +73,11 @@ class ProxyResult:
 
 
 class _ProxyTrainer(DetectionTrainer):
-    """DetectionTrainer that saves only when asked and validates once (the final epoch), timing validation."""
+    """DetectionTrainer that saves only when asked and skips the re-validation of best.pt, timing validation.
+
+    With ``val=False`` Ultralytics validates at the final epoch (and at an epoch where early stopping could
+    trigger, which a proxy's ``patience`` larger than its epochs rules out).
+    """
 
     save_checkpoints = False
 

@@ -119,7 +119,7 @@ def hypervolume_history(trials: list[FrozenTrial]) -> go.Figure:
     return fig
 
 
-def choice_frequencies(study: optuna.Study, trials: list[FrozenTrial], front: list[FrozenTrial]) -> go.Figure:
+def choice_frequencies(trials: list[FrozenTrial], front: list[FrozenTrial]) -> go.Figure:
     """Return, per insertion point, the share of each choice among all trials and among Pareto trials."""
     points = sorted({p for t in trials for p in t.user_attrs.get("architecture", {})})
     fig = make_subplots(rows=max(len(points), 1), cols=1, subplot_titles=points, vertical_spacing=0.04)
@@ -181,7 +181,7 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
         "nas-pareto-3d": pareto_3d(trials, front),
         "nas-pareto-pairs": pareto_pairs(trials, front),
         "nas-hypervolume": hypervolume_history(trials),
-        "nas-choice-frequency": choice_frequencies(study, trials, front),
+        "nas-choice-frequency": choice_frequencies(trials, front),
         "nas-pareto-table": pareto_table(front),
     }
 
@@ -231,7 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_html(study, figs, Path(args.out))
     except OSError as e:
         raise UserError(f"cannot write the report to {args.out}: {e.strerror or e}") from e
-    save_to_dashboard(study, figs)
+    try:
+        save_to_dashboard(study, figs)
+    except Exception as e:  # the HTML is written; a storage that refuses the figures must not look like a crash
+        raise UserError(f"wrote {path}, but could not save the figures into the study: {e}") from e
     print(f"wrote {path}; figures saved to the study for optuna-dashboard", file=sys.stderr)
     return 0
 

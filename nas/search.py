@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -14,6 +15,7 @@ from typing import NoReturn
 from .config import SAMPLERS, StudyConfig, load_preset
 from .errors import UserError, cli
 from .evaluate import EvalSettings
+from .latency import device_name
 from .proxy import remove_run, train_proxy, validate_weights
 from .space_report import SpaceReport, report
 from .study import DEFAULT_STORAGE, Progress, completed, make_sampler, open_study, pareto_front, search
@@ -124,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = resolve_device(args.device)
     weights = validate_weights(args.weights)
     study_name = args.study_name or cfg.name
-    study = open_study(cfg, args.storage, study_name)
+    runtime = {"device": device_name(device), "weights": file_digest(weights) if weights else None, "init": cfg.init}
+    study = open_study(cfg, args.storage, study_name, runtime)
     # offset the seed by the trials already stored: a resumed study must not replay the same random stream
     study.sampler = make_sampler(args.sampler or cfg.sampler, args.seed + len(study.get_trials(deepcopy=False)))
     run_root = Path(args.run_dir) / study_name
@@ -192,10 +195,23 @@ def warm_start_weights(cfg: StudyConfig, settings: EvalSettings, seed: int) -> P
     model_yaml.parent.mkdir(parents=True, exist_ok=True)
     model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
     run_dir = settings.run_root / "warm_base"
-    train_proxy(model_yaml, cfg.dataset.data_yaml(), cfg.schedule, run_dir, settings.device, seed, save=True)
-    shutil.copy2(run_dir / "weights" / "last.pt", cached)
-    remove_run(run_dir)
+    try:
+        train_proxy(model_yaml, cfg.dataset.data_yaml(), cfg.schedule, run_dir, settings.device, seed, save=True)
+        shutil.copy2(run_dir / "weights" / "last.pt", cached)
+    except (OSError, RuntimeError, FloatingPointError) as e:
+        raise UserError(f"init: warm - training the base model failed: {e}") from e
+    finally:
+        remove_run(run_dir)
     return cached
+
+
+def file_digest(path: Path) -> str:
+    """Return the first 16 hex digits of the SHA-256 of a file."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 if __name__ == "__main__":

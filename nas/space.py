@@ -155,6 +155,8 @@ def load_space(name_or_path: str, scale: str | None = None, relative_to: Path | 
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(path, "", f"malformed YAML: {yaml_problem(e)}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, "", f"not a UTF-8 text file ({e.reason})") from e
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "a search space must be a mapping with 'base' and 'points'")
     unknown = set(raw) - {"base", "scale", "points", "description"}
@@ -186,6 +188,21 @@ def load_space(name_or_path: str, scale: str | None = None, relative_to: Path | 
     return SearchSpace(path.stem, path, str(base_path), base, scale, tuple(points))
 
 
+def _unsupported_row(kind: str, args: list) -> str | None:
+    """Return why the operators cannot replace a base row with these args, or None if they can."""
+    if kind == "conv":
+        if len(args) > 3:
+            return "has Conv arguments beyond [c2, k, s] (padding/groups/dilation), which the operators do not take"
+        if len(args) > 2 and args[2] not in (1, 2):
+            return "has a stride other than 1 or 2"
+    else:
+        if len(args) > 3 and args[3]:
+            return "uses C3k2's attention variant (attn=True), which the block operators do not replace"
+        if len(args) > 4 and args[4] != 1:
+            return "uses grouped convs (g != 1), which the block operators do not support"
+    return None
+
+
 def _point(path: Path, index: int, raw: Any, rows: list, base_name: str) -> InsertionPoint:
     """Validate one point entry and return it. Raises ConfigError naming the point."""
     if not isinstance(raw, dict):
@@ -213,6 +230,9 @@ def _point(path: Path, index: int, raw: Any, rows: list, base_name: str) -> Inse
         kind = {"Conv": "conv", "C3k2": "block"}.get(module)
         if kind is None:
             raise ConfigError(path, key, f"layer {layer} is a {module}; insertion points must be Conv or C3k2 layers")
+        problem = _unsupported_row(kind, rows[layer][3])
+        if problem:
+            raise ConfigError(path, key, f"layer {layer} ({module} {rows[layer][3]}) {problem}")
         kinds.add(kind)
     if len(kinds) > 1:
         raise ConfigError(path, key, "tied layers must all be Conv or all be C3k2")

@@ -66,9 +66,11 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     raise UserError(f"unknown sampler {name!r} (one of {', '.join(SAMPLERS)})")
 
 
-def fingerprint(cfg: StudyConfig) -> str:
-    """Return a hash of what makes trial values comparable: space, scale, dataset, sizes, schedule, init."""
+def fingerprint(cfg: StudyConfig, runtime: dict[str, Any] | None = None) -> str:
+    """Return a hash of what makes trial values comparable: space, scale, dataset, sizes, schedule, init, plus
+    ``runtime`` (the device the latency objective is measured on, the initial weights)."""
     blob = {
+        "runtime": runtime or {},
         "space": cfg.space.path.read_text(),
         "scale": cfg.space.scale,
         "dataset": cfg.dataset.description,
@@ -81,8 +83,11 @@ def fingerprint(cfg: StudyConfig) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def open_study(cfg: StudyConfig, storage: str, study_name: str) -> optuna.Study:
+def open_study(cfg: StudyConfig, storage: str, study_name: str, runtime: dict[str, Any] | None = None) -> optuna.Study:
     """Create or resume ``study_name`` in ``storage`` for ``cfg`` (set ``study.sampler`` before running trials).
+
+    ``runtime`` (device name, initial weights) joins the fingerprint: resuming on another device or from other
+    weights would mix incomparable latencies and accuracies, so it is refused like a changed schedule.
 
     Raises:
         UserError: the storage cannot be opened, or the stored study was made with a different space,
@@ -92,7 +97,7 @@ def open_study(cfg: StudyConfig, storage: str, study_name: str) -> optuna.Study:
         study = optuna.create_study(study_name=study_name, storage=storage, directions=DIRECTIONS, load_if_exists=True)
     except Exception as e:  # SQLAlchemy/Optuna raise many types for a bad URL, a corrupt file, no server
         raise UserError(f"cannot open storage {storage}: {str(e).splitlines()[0]}") from e
-    fp = fingerprint(cfg)
+    fp = fingerprint(cfg, runtime)
     stored = study.user_attrs.get("fingerprint")
     if stored is None:
         study.set_metric_names(METRIC_NAMES)
@@ -106,9 +111,11 @@ def open_study(cfg: StudyConfig, storage: str, study_name: str) -> optuna.Study:
         study.set_user_attr("nc", cfg.dataset.nc)
         study.set_user_attr("schedule", cfg.schedule)
         study.set_user_attr("imgsz", cfg.imgsz)
+        study.set_user_attr("runtime", runtime or {})
     elif stored != fp:
         raise UserError(
-            f"study {study_name!r} in {storage} was created with a different space, dataset or schedule; "
+            f"study {study_name!r} in {storage} was created with a different space, dataset, schedule, device or "
+            "initial weights; "
             "choose a new study name with --study-name (or another --storage)"
         )
     return study

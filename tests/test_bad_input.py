@@ -115,3 +115,62 @@ def test_bad_inputs(stored: str, tmp_path: Path, capsys: pytest.CaptureFixture) 
         assert message in lines[0], (argv, lines[0])
         assert "Traceback" not in err
     assert _fingerprint(stored) == before
+
+
+def test_more_bad_presets_and_spaces(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    space = tmp_path / "v5.yaml"
+    space.write_text(
+        yaml.safe_dump({"base": "yolo26n.yaml", "points": [{"layers": [22], "choices": ["C3k2_GhostV2"]}]})
+    )
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00space: x")
+    cases = [
+        ({"space": str(space)}, "uses C3k2's attention variant (attn=True)"),
+        ({"space": "yolo11_backbone", "train": {"nbs": 0}}, "train.nbs: must be at least 1"),
+        ({"space": "yolo11_backbone", "synthetic": {"min_visible": 2}}, "synthetic.min_visible: is a fraction"),
+    ]
+    for preset, message in cases:
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump(preset))
+        assert search.main(["--study", str(path), "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert search.main(["--study", str(binary), "--dry-run"]) == 2
+    assert "not a UTF-8 text file" in capsys.readouterr().err
+    nulls = tmp_path / "nulls.yaml"
+    nulls.write_text("space: yolo11_backbone\nimgsz: null\ndata: null\n")
+    assert search.main(["--study", str(nulls), "--dry-run", "--json"]) == 0  # null means the default
+
+
+def test_export_does_not_create_a_database(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    assert export.main(["--study", "x", "--storage", url, "--list"]) == 2
+    assert "no database at" in capsys.readouterr().err
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_resuming_on_another_device_or_weights_is_refused(tmp_path: Path) -> None:
+    from nas.errors import UserError
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    open_study(load_preset("smoke"), url, "s", {"device": "AMD EPYC", "weights": None})
+    with pytest.raises(UserError, match="device or initial weights"):
+        open_study(load_preset("smoke"), url, "s", {"device": "NVIDIA H100", "weights": None})
+
+
+def test_local_dataset_relative_root_is_resolved_for_ultralytics(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nas.data.datasets import local_dataset
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    d = yaml.safe_load(tiny_dataset.read_text())
+    yaml_dir = tiny_dataset.parent.parent
+    rel = tiny_dataset.parent.name  # path relative to the YAML's own folder, which Ultralytics would not try
+    user_yaml = yaml_dir / "user.yaml"
+    user_yaml.write_text(yaml.safe_dump({**d, "path": rel}))
+    ds = local_dataset(user_yaml)
+    used = yaml.safe_load(ds.data_yaml().read_text())
+    assert Path(used["path"]).is_absolute() and Path(used["path"]) == tiny_dataset.parent.resolve()
+    assert ds.nc == 5

@@ -226,3 +226,13 @@ def test_trains_one_epoch_and_checkpoint_reloads_in_fresh_process(
     assert diff < 1e-4
     for name in set(LAYOUTS[layout].values()):
         assert name in out.stdout, name
+
+
+def test_operators_use_the_yaml_activation() -> None:
+    d = yolo11_dict("n", {1: "DynamicConv", 3: "ACmix", 2: "C3k2_GhostV2"})
+    d["activation"] = "nn.ReLU()"
+    model = DetectionModel(d, verbose=False).model
+    assert isinstance(model[0].act, torch.nn.ReLU)  # stock layer, set by Ultralytics
+    assert isinstance(model[1].act, torch.nn.ReLU) and isinstance(model[3].act, torch.nn.ReLU)
+    assert isinstance(model[2].cv1.act, torch.nn.ReLU)
+    assert isinstance(Conv.default_act, torch.nn.SiLU)  # restored afterwards

@@ -26,11 +26,18 @@ class Dataset:
         return len(self.names)
 
     def data_yaml(self) -> Path:
-        """Return the data YAML path, generating the synthetic set into the cache on first use."""
+        """Return the data YAML path, generating the synthetic set into the cache on first use.
+
+        Raises:
+            UserError: the cache folder cannot be written.
+        """
         if self.yaml_path is not None:
             return self.yaml_path
         assert self.synthetic is not None
-        return generate(self.synthetic)
+        try:
+            return generate(self.synthetic)
+        except OSError as e:
+            raise UserError(f"cannot generate the dataset into the cache ({e.strerror or e}); set NAS_CACHE_DIR") from e
 
 
 def synthetic_dataset(spec: SyntheticSpec) -> Dataset:
@@ -45,9 +52,12 @@ def synthetic_dataset(spec: SyntheticSpec) -> Dataset:
 def local_dataset(path: str | Path) -> Dataset:
     """Return a local Ultralytics data YAML as a ``Dataset`` after checking it needs nothing from the network.
 
+    A relative ``path:`` is resolved as Ultralytics does (working directory, then the YAML's folder) and the
+    dataset is then used through a copy with that absolute root.
+
     Raises:
-        UserError: the file is missing or malformed, names are missing, a split path does not exist locally
-            (Ultralytics would try to download it), or the YAML asks for a download.
+        UserError: the file is missing or malformed, names are missing, or a split path does not exist locally
+            (Ultralytics would run the YAML's ``download`` for it).
     """
     path = Path(path)
     if not path.is_file():
@@ -56,6 +66,8 @@ def local_dataset(path: str | Path) -> Dataset:
         d = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise UserError(f"dataset YAML {path} is malformed: {yaml_problem(e)}") from e
+    except UnicodeDecodeError as e:
+        raise UserError(f"dataset YAML {path} is not a UTF-8 text file ({e.reason})") from e
     if not isinstance(d, dict):
         raise UserError(f"dataset YAML {path} must be a mapping with train, val and names")
     names = d.get("names")
@@ -63,9 +75,7 @@ def local_dataset(path: str | Path) -> Dataset:
         names = [names[k] for k in sorted(names)]
     if not isinstance(names, list) or not names:
         raise UserError(f"dataset YAML {path}: 'names' must list the class names")
-    root = Path(d.get("path") or path.parent)
-    if not root.is_absolute():
-        root = (path.parent / root).resolve()
+    root = _dataset_root(d.get("path"), path)
     for split in ("train", "val"):
         entries = d.get(split)
         if not entries:
@@ -78,7 +88,37 @@ def local_dataset(path: str | Path) -> Dataset:
                 )
             if split == "train" and p.is_dir() and not _has_labels(p):
                 raise UserError(f"dataset YAML {path}: no label files found for {split} images in {p}")
-    return Dataset(tuple(str(n) for n in names), f"{path.resolve()} ({len(names)} classes)", yaml_path=path.resolve())
+    resolved = path.resolve()
+    if d.get("path") != str(root):  # train on a copy whose root is absolute, so Ultralytics finds what we checked
+        resolved = _resolved_copy({**d, "path": str(root)}, path)
+    return Dataset(tuple(str(n) for n in names), f"{path.resolve()} ({len(names)} classes)", yaml_path=resolved)
+
+
+def _dataset_root(value: object, yaml_path: Path) -> Path:
+    """Return the dataset root as Ultralytics resolves ``path:`` (as given, else under the YAML's folder)."""
+    if not value:
+        return yaml_path.parent.resolve()
+    root = Path(str(value))
+    if root.is_absolute() or root.exists():
+        return root.resolve()
+    return (yaml_path.parent / root).resolve()
+
+
+def _resolved_copy(d: dict, original: Path) -> Path:
+    """Write ``d`` next to the generated datasets, named after ``original``'s content, and return its path."""
+    import hashlib
+
+    from .synthetic import default_cache_dir
+
+    text = yaml.safe_dump(d, sort_keys=False)
+    folder = default_cache_dir() / "datasets"
+    out = folder / f"{original.stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    except OSError as e:
+        raise UserError(f"cannot write the resolved dataset YAML to {folder}: {e.strerror or e}") from e
+    return out
 
 
 def _has_labels(images_dir: Path) -> bool:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 from ultralytics import __file__ as _ultralytics_init
 
-from .errors import UserError, yaml_problem
+from .errors import UserError, read_yaml
 
 MODELS_DIR = Path(_ultralytics_init).parent / "cfg" / "models"
 SCALE_IN_NAME = re.compile(r"^(yolo(?:e-)?v?\d+)([nslmx])(.*)$")
@@ -45,13 +44,9 @@ def load(name: str, scale: str | None = None, relative_to: Path | None = None) -
     """
     path, implied = resolve(name, relative_to)
     try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"cannot read base model {path}: {yaml_problem(e)}") from e
-    except UnicodeDecodeError as e:
-        raise UserError(f"cannot read base model {path}: not a UTF-8 text file ({e.reason})") from e
-    except OSError as e:
-        raise UserError(f"cannot read base model {path}: {e.strerror or e}") from e
+        d = read_yaml(path)
+    except UserError as e:
+        raise UserError(f"cannot read base model: {e}") from e
     rows_ok = isinstance(d, dict) and all(
         isinstance(d.get(part), list)
         and all(isinstance(r, list) and len(r) == 4 and isinstance(r[3], list) for r in d[part])

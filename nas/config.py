@@ -6,13 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import studies
 
 from .data.datasets import Dataset, local_dataset, synthetic_dataset
 from .data.synthetic import SyntheticSpec
-from .errors import ConfigError, UserError, yaml_problem
+from .errors import ConfigError, UserError, read_yaml
 from .evaluate import Constraints
 from .proxy import OPTIMIZERS, TRAIN_ARGS
 from .space import SearchSpace, load_space
@@ -116,14 +114,7 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         UserError: missing preset, space or dataset.
     """
     path = resolve_preset(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(path, "", f"malformed YAML: {yaml_problem(e)}") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(path, "", f"not a UTF-8 text file ({e.reason})") from e
-    except OSError as e:
-        raise UserError(f"cannot read preset {path}: {e.strerror or e}") from e
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "a preset must be a mapping (see README, 'Presets')")
     allowed = {

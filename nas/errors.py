@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
 
 EXIT_USAGE = 2
 
@@ -45,3 +50,28 @@ def cli(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] 
             return EXIT_USAGE
 
     return wrapper
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad flags as a ``UserError`` (one ``error:`` line, exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing usage and exiting."""
+        raise UserError(message)
+
+
+def read_yaml(path: Path) -> Any:
+    """Return the parsed content of a YAML file.
+
+    Raises:
+        ConfigError: malformed YAML or not UTF-8 text (names the file, line and column).
+        UserError: the file cannot be read.
+    """
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(path, "", f"malformed YAML: {yaml_problem(e)}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, "", f"not a UTF-8 text file ({e.reason})") from e
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from e

@@ -6,23 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import optuna
 
-from .errors import UserError, cli
+from .errors import ArgumentParser, UserError, cli
 from .pareto import PICKS, pick, within
 from .study import DEFAULT_STORAGE, METRIC_NAMES, completed, pareto_front
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``nas.export``."""
-    p = _ArgumentParser(prog="python -m nas.export", description=__doc__)
+    p = ArgumentParser(prog="python -m nas.export", description=__doc__)
     p.add_argument("--study", required=True, help="study name in the storage (the preset name by default)")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
     p.add_argument("--out", help="where to write the model YAML")

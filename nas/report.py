@@ -7,29 +7,22 @@ table of the Pareto trials with their architectures.
 
 from __future__ import annotations
 
-import argparse
 import html
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 from plotly.subplots import make_subplots
 
-from .errors import UserError, cli
+from .errors import ArgumentParser, UserError, cli
 from .export import load_study
 from .study import DEFAULT_STORAGE, DIRECTIONS, METRIC_NAMES, completed, pareto_front
 
 GREY, FRONT = "rgba(150,150,150,0.45)", "#d62728"
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
 
 
 def _trained(study: optuna.Study) -> list[FrozenTrial]:
@@ -218,7 +211,7 @@ def save_to_dashboard(study: optuna.Study, figs: dict[str, go.Figure]) -> None:
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nas.report``; return the exit status (0 ok, 2 bad input)."""
-    p = _ArgumentParser(prog="python -m nas.report", description=__doc__)
+    p = ArgumentParser(prog="python -m nas.report", description=__doc__)
     p.add_argument("--study", required=True, help="study name in the storage")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
     p.add_argument("--out", default="report", help="output folder for index.html (default: report/)")

@@ -10,10 +10,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
 
 from .config import SAMPLERS, StudyConfig, load_preset
-from .errors import UserError, cli
+from .errors import ArgumentParser, UserError, cli
 from .evaluate import EvalSettings
 from .latency import device_name
 from .proxy import remove_run, train_proxy, validate_weights
@@ -23,16 +22,9 @@ from .study import DEFAULT_STORAGE, Progress, completed, make_sampler, open_stud
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports bad flags as a ``UserError`` (one ``error:`` line, exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``nas.search``."""
-    p = _ArgumentParser(prog="python -m nas.search", description=__doc__)
+    p = ArgumentParser(prog="python -m nas.search", description=__doc__)
     p.add_argument("--study", default="light", help="preset name in studies/ or a preset YAML path (default: light)")
     p.add_argument("--trials", type=int, help="total COMPLETE trials wanted (a resumed study runs only the rest)")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")

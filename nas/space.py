@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import search_spaces
 from modules import BLOCK_SLOT, CONV2FORMER_KERNELS, CONV_SLOT
 
 from . import base_models
 from .architecture import Architecture, Choice
-from .errors import ConfigError, UserError, yaml_problem
+from .errors import ConfigError, UserError, read_yaml
 
 SPACES_DIR = Path(search_spaces.__file__).parent
 STOCK = {"conv": "Conv", "block": "C3k2"}
@@ -151,12 +149,7 @@ def load_space(name_or_path: str, scale: str | None = None, relative_to: Path | 
         UserError: the file or its base model cannot be found.
     """
     path = resolve_space_path(name_or_path, relative_to)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(path, "", f"malformed YAML: {yaml_problem(e)}") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(path, "", f"not a UTF-8 text file ({e.reason})") from e
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "a search space must be a mapping with 'base' and 'points'")
     unknown = set(raw) - {"base", "scale", "points", "description"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UserError, yaml_problem
+from ..errors import UserError, read_yaml
 from .synthetic import CLASSES, SyntheticSpec, generate
 
 
@@ -63,11 +63,9 @@ def local_dataset(path: str | Path) -> Dataset:
     if not path.is_file():
         raise UserError(f"dataset YAML {path} does not exist")
     try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"dataset YAML {path} is malformed: {yaml_problem(e)}") from e
-    except UnicodeDecodeError as e:
-        raise UserError(f"dataset YAML {path} is not a UTF-8 text file ({e.reason})") from e
+        d = read_yaml(path)
+    except UserError as e:
+        raise UserError(f"dataset YAML: {e}") from e
     if not isinstance(d, dict):
         raise UserError(f"dataset YAML {path} must be a mapping with train, val and names")
     names = d.get("names")

@@ -220,21 +220,18 @@ def run_one(study: optuna.Study, cfg: StudyConfig, settings: EvalSettings, data_
         study.tell(trial, state=TrialState.FAIL)
         raise
     t_store = time.perf_counter()
-    ev.phases["storage_s"] = 0.0
     _record(trial, arch, cfg, settings, ev)
     for name, value in ev.violations.items():
         trial.set_constraint(name, value)
-    trial.set_user_attr(
-        "phases",
-        {**{k: round(v, 4) for k, v in ev.phases.items()}, "storage_s": round(time.perf_counter() - t_store, 4)},
-    )
-    front = len(pareto_front(study))
+    phases = {k: round(v, 4) for k, v in ev.phases.items()}
+    trial.set_user_attr("phases", {**phases, "storage_s": round(time.perf_counter() - t_store, 4)})
     if ev.error:
+        values, status = None, f"failed: {ev.error}"
         study.tell(trial, state=TrialState.FAIL)
-        return TrialReport(trial.number, arch.summary(), None, time.perf_counter() - t0, front, f"failed: {ev.error}")
-    values = [ev.proxy.map50_95 if ev.proxy else 0.0, ev.cost.gflops, ev.latency.median_ms]
-    study.tell(trial, values)
-    status = "ok" if ev.proxy else "infeasible (not trained)"
+    else:
+        values = [ev.proxy.map50_95 if ev.proxy else 0.0, ev.cost.gflops, ev.latency.median_ms]
+        status = "ok" if ev.proxy else "infeasible (not trained)"
+        study.tell(trial, values)
     return TrialReport(trial.number, arch.summary(), values, time.perf_counter() - t0, len(pareto_front(study)), status)
 
 

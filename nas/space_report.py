@@ -7,6 +7,7 @@ the cheapest and dearest architectures are then built and measured to report exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .architecture import Architecture, Choice
@@ -51,7 +52,8 @@ def report(space: SearchSpace, nc: int, imgsz: int) -> SpaceReport:
             n = sum(layers[i][1] - base_layers[i][1] for i in point.layers)
             deltas[point.name].append(OptionCost(picks[point.name], g, n))
 
-    def extreme(pick: type[min] | type[max]) -> tuple[Architecture, Cost]:
+    def extreme(pick: Callable[..., OptionCost]) -> tuple[Architecture, Cost]:
+        """Return the architecture taking ``pick`` (min or max) of each point's GFLOPs delta, and its exact cost."""
         arch = space.architecture({n: pick(opts, key=lambda o: o.gflops_delta).choice for n, opts in deltas.items()})
         return arch, architecture_cost(arch, nc, imgsz)
 

@@ -55,6 +55,7 @@ class StudyConfig:
     imgsz: int
     schedule: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SCHEDULE))
     init: str = "scratch"
+    warm_epochs: int = 0  # epochs of the warm-start base (init: warm); 0 when init is scratch
     latency: LatencySettings = field(default_factory=LatencySettings)
     constraints: Constraints = field(default_factory=Constraints)
     sampler: str = "tpe"
@@ -126,6 +127,7 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         "imgsz",
         "train",
         "init",
+        "warm_epochs",
         "latency",
         "constraints",
         "sampler",
@@ -154,6 +156,12 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
     init = _get(raw, path, "init", str, "scratch")
     if init not in ("scratch", "warm"):
         raise ConfigError(path, "init", f"must be 'scratch' or 'warm', got {init!r}")
+    schedule = _schedule(raw.get("train"), path)
+    warm_epochs = _get(raw, path, "warm_epochs", int, 4 * schedule["epochs"] if init == "warm" else 0)
+    if init == "warm" and warm_epochs < 1:
+        raise ConfigError(path, "warm_epochs", f"must be >= 1 with init: warm, got {warm_epochs}")
+    if init == "scratch" and raw.get("warm_epochs") is not None:
+        raise ConfigError(path, "warm_epochs", "only applies with init: warm")
     sampler = _get(raw, path, "sampler", str, "tpe")
     if sampler not in SAMPLERS:
         raise ConfigError(path, "sampler", f"must be one of {', '.join(SAMPLERS)}")
@@ -165,8 +173,9 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         space=space,
         dataset=dataset,
         imgsz=imgsz,
-        schedule=_schedule(raw.get("train"), path),
+        schedule=schedule,
         init=init,
+        warm_epochs=warm_epochs,
         latency=_latency(raw.get("latency"), path),
         constraints=_constraints(raw.get("constraints"), path),
         raw=raw,

@@ -11,6 +11,7 @@ import optuna
 
 from .errors import ArgumentParser, UserError, cli
 from .pareto import PICKS, pick, within
+from .storage import open_storage
 from .study import DEFAULT_STORAGE, METRIC_NAMES, completed, pareto_front
 
 
@@ -34,15 +35,14 @@ def load_study(storage: str, name: str) -> optuna.Study:
     Raises:
         UserError: the storage cannot be opened or holds no such study.
     """
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
-        raise UserError(f"no database at {storage}")  # opening it would create an empty one
+    backend = open_storage(storage, worker=False).backend
     try:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
     except Exception as e:
         raise UserError(f"cannot open storage {storage}: {str(e).splitlines()[0]}") from e
     if name not in names:
         raise UserError(f"no study {name!r} in {storage} (studies: {', '.join(names) or 'none'})")
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=backend)
 
 
 def table(trials: list[optuna.trial.FrozenTrial]) -> str:

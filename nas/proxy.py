@@ -157,6 +157,29 @@ def train_proxy(
     return ProxyResult(map50_95, map50, total - val_s, val_s, int(trainer.epoch) + 1)
 
 
+def train_warm_base(
+    model_yaml: Path, data_yaml: Path, schedule: dict[str, Any], epochs: int, out: Path, device: str, seed: int
+) -> Path:
+    """Train the unmodified base ``epochs`` epochs (else ``schedule``), save its weights to ``out``; return ``out``.
+
+    An existing ``out`` is reused (the warm start is trained once per study). The run folder is removed.
+
+    Raises:
+        UserError: the training failed.
+    """
+    if out.is_file():
+        return out
+    run_dir = out.with_suffix("")
+    try:
+        train_proxy(model_yaml, data_yaml, {**schedule, "epochs": epochs}, run_dir, device, seed, save=True)
+        shutil.copy2(run_dir / "weights" / "last.pt", out)
+    except (OSError, RuntimeError, FloatingPointError) as e:
+        raise UserError(f"init: warm - training the base model failed: {e}") from e
+    finally:
+        remove_run(run_dir)
+    return out
+
+
 def remove_run(run_dir: Path) -> None:
     """Delete a trial's run folder (checkpoints, CSVs), ignoring a folder that is already gone."""
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,8 +15,9 @@ from .config import SAMPLERS, StudyConfig, load_preset
 from .errors import ArgumentParser, UserError, cli
 from .evaluate import EvalSettings
 from .latency import device_name
-from .proxy import remove_run, train_proxy, validate_weights
+from .proxy import train_warm_base, validate_weights
 from .space_report import SpaceReport, report
+from .storage import Storage, open_storage, recover_dead_trials
 from .study import DEFAULT_STORAGE, Progress, completed, make_sampler, open_study, pareto_front, search
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
@@ -36,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="a local checkpoint of the base model: every trial inherits its matching tensors")
     p.add_argument("--run-dir", default="nas_runs", help="where trial run folders live (default: nas_runs)")
     p.add_argument("--keep-runs", action="store_true", help="keep each trial's run folder")
+    p.add_argument(
+        "--fail-running",
+        action="store_true",
+        help="first mark every RUNNING trial of the study failed and retry it (after a crash with journal storage; "
+        "only when no other worker is alive)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the search space and its cost range, then exit")
     p.add_argument("--json", action="store_true", help="with --dry-run: print one JSON object")
     return p
@@ -117,11 +124,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--trials is required (the total number of complete trials wanted)")
     device = resolve_device(args.device)
     weights = validate_weights(args.weights)
+    storage = open_storage(args.storage, worker=True)
+    try:
+        return run_study(args, cfg, storage, device, weights)
+    finally:
+        storage.close()
+
+
+def run_study(args: argparse.Namespace, cfg: StudyConfig, storage: Storage, device: str, weights: Path | None) -> int:
+    """Open or resume the study in ``storage`` and run it to ``args.trials``; return the exit status.
+
+    Raises:
+        UserError: the stored study is incompatible, the warm start failed, or candidates keep failing.
+    """
     study_name = args.study_name or cfg.name
-    runtime = {"device": device_name(device), "weights": file_digest(weights) if weights else None, "init": cfg.init}
-    study = open_study(cfg, args.storage, study_name, runtime)
-    # offset the seed by the trials already stored: a resumed study must not replay the same random stream
-    study.sampler = make_sampler(args.sampler or cfg.sampler, args.seed + len(study.get_trials(deepcopy=False)))
+    study = open_study(cfg, storage, study_name, runtime_record(cfg, device, weights))
+    dead = recover_dead_trials(study, storage, all_running=args.fail_running)
+    if dead:
+        print(
+            f"trial(s) {', '.join(f'#{n}' for n in dead)} of a dead worker: marked failed, queued again",
+            file=sys.stderr,
+        )
+    # offset the seed by the trials already stored: a resumed study must not replay the same random stream; on a
+    # shared storage also by the process id, or workers started together would all draw the same architectures
+    offset = len(study.get_trials(deepcopy=False)) + (0 if storage.exclusive else os.getpid())
+    study.sampler = make_sampler(args.sampler or cfg.sampler, args.seed + offset)
     run_root = Path(args.run_dir) / study_name
     settings = EvalSettings(
         imgsz=cfg.imgsz,
@@ -145,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     try:
-        ran = search(study, cfg, settings, args.trials, args.seed, Progress())
+        ran = search(study, cfg, settings, storage, args.trials, args.seed, Progress())
     except KeyboardInterrupt:
         print(f"interrupted: {len(completed(study))} complete trials are stored; run again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -156,6 +183,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def runtime_record(cfg: StudyConfig, device: str, weights: Path | None) -> dict:
+    """Return what of the run joins the study fingerprint: device name, initial weights' digest, init."""
+    return {
+        "device": device_name(device),
+        "weights": file_digest(weights) if weights else None,
+        "init": cfg.init,
+        "warm_epochs": cfg.warm_epochs,
+    }
 
 
 def resolve_device(device: str) -> str:
@@ -178,23 +215,22 @@ def resolve_device(device: str) -> str:
 
 
 def warm_start_weights(cfg: StudyConfig, settings: EvalSettings, seed: int) -> Path:
-    """Return the study's warm-start checkpoint: the unmodified base trained once with the proxy schedule (cached)."""
-    cached = settings.run_root / "warm_base.pt"
-    if cached.is_file():
-        return cached
-    print("init: warm - training the unmodified base once for this study...", file=sys.stderr)
-    model_yaml = settings.run_root / "warm_base.yaml"
-    model_yaml.parent.mkdir(parents=True, exist_ok=True)
-    model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
-    run_dir = settings.run_root / "warm_base"
-    try:
-        train_proxy(model_yaml, cfg.dataset.data_yaml(), cfg.schedule, run_dir, settings.device, seed, save=True)
-        shutil.copy2(run_dir / "weights" / "last.pt", cached)
-    except (OSError, RuntimeError, FloatingPointError) as e:
-        raise UserError(f"init: warm - training the base model failed: {e}") from e
-    finally:
-        remove_run(run_dir)
-    return cached
+    """Return the study's warm-start checkpoint: the unmodified base trained ``warm_epochs`` once (cached).
+
+    Raises:
+        UserError: the base model's training failed.
+    """
+    out = settings.run_root / f"warm_base_e{cfg.warm_epochs}_s{seed}.pt"
+    if not out.is_file():
+        print(
+            f"init: warm - training the unmodified base for {cfg.warm_epochs} epochs, once for this study...",
+            file=sys.stderr,
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        model_yaml = out.with_suffix(".yaml")
+        model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
+        train_warm_base(model_yaml, cfg.dataset.data_yaml(), cfg.schedule, cfg.warm_epochs, out, settings.device, seed)
+    return out
 
 
 def file_digest(path: Path) -> str:

@@ -29,12 +29,14 @@ from .architecture import Architecture
 from .config import SAMPLERS, StudyConfig
 from .errors import UserError
 from .evaluate import EvalSettings, Evaluation, evaluate
+from .storage import Heartbeat, Storage, recover_dead_trials
 
 DEFAULT_STORAGE_FILE = "nas_studies.db"
 DEFAULT_STORAGE = f"sqlite:///{DEFAULT_STORAGE_FILE}"
 METRIC_NAMES = ["mAP50-95", "GFLOPs", "latency_ms"]
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 MAX_CONSECUTIVE_FAILURES = 20
+TWIN_POLL_S = 2.0
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=ExperimentalWarning)  # set_metric_names is stable in practice
@@ -83,7 +85,9 @@ def fingerprint(cfg: StudyConfig, runtime: dict[str, Any] | None = None) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def open_study(cfg: StudyConfig, storage: str, study_name: str, runtime: dict[str, Any] | None = None) -> optuna.Study:
+def open_study(
+    cfg: StudyConfig, storage: Storage, study_name: str, runtime: dict[str, Any] | None = None
+) -> optuna.Study:
     """Create or resume ``study_name`` in ``storage`` for ``cfg`` (set ``study.sampler`` before running trials).
 
     ``runtime`` (device name, initial weights) joins the fingerprint: resuming on another device or from other
@@ -94,9 +98,11 @@ def open_study(cfg: StudyConfig, storage: str, study_name: str, runtime: dict[st
             dataset or schedule (resuming would mix incomparable trials).
     """
     try:
-        study = optuna.create_study(study_name=study_name, storage=storage, directions=DIRECTIONS, load_if_exists=True)
+        study = optuna.create_study(
+            study_name=study_name, storage=storage.backend, directions=DIRECTIONS, load_if_exists=True
+        )
     except Exception as e:  # SQLAlchemy/Optuna raise many types for a bad URL, a corrupt file, no server
-        raise UserError(f"cannot open storage {storage}: {str(e).splitlines()[0]}") from e
+        raise UserError(f"cannot open storage {storage.url}: {str(e).splitlines()[0]}") from e
     fp = fingerprint(cfg, runtime)
     stored = study.user_attrs.get("fingerprint")
     if stored is None:
@@ -114,7 +120,7 @@ def open_study(cfg: StudyConfig, storage: str, study_name: str, runtime: dict[st
         study.set_user_attr("runtime", runtime or {})
     elif stored != fp:
         raise UserError(
-            f"study {study_name!r} in {storage} was created with a different space, dataset, schedule, device or "
+            f"study {study_name!r} in {storage.url} was created with a different space, dataset, schedule, device or "
             "initial weights; "
             "choose a new study name with --study-name (or another --storage)"
         )
@@ -190,12 +196,63 @@ def _find_duplicate(study: optuna.Study, key: str) -> FrozenTrial | None:
     return next((t for t in completed(study) if t.user_attrs.get("key") == key), None)
 
 
-def run_one(study: optuna.Study, cfg: StudyConfig, settings: EvalSettings, data_yaml: Path, seed: int) -> TrialReport:
-    """Ask for one trial, evaluate (or reuse) its architecture, tell the result; return its report."""
+def _running(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
+def _wait_for_twin(study: optuna.Study, storage: Storage, number: int, key: str) -> FrozenTrial | None:
+    """Wait while another worker's earlier RUNNING trial has architecture ``key``; return it if it completed.
+
+    Workers sharing a study draw the same architecture now and then; the later trial reuses the earlier one's
+    result instead of training it twice. Dead workers' trials are failed meanwhile, so the wait ends.
+    """
+    while True:
+        twin = next((t for t in _running(study) if t.number < number and t.user_attrs.get("key") == key), None)
+        if twin is None:
+            return _find_duplicate(study, key)
+        time.sleep(TWIN_POLL_S)
+        recover_dead_trials(study, storage)
+
+
+def run_one(
+    study: optuna.Study,
+    cfg: StudyConfig,
+    settings: EvalSettings,
+    storage: Storage,
+    data_yaml: Path,
+    seed: int,
+    total: int,
+) -> TrialReport | None:
+    """Ask for one trial, evaluate (or reuse) its architecture, tell the result; return its report.
+
+    Returns None, telling the trial failed as surplus, when other workers' running trials already make up the
+    ``total`` wanted (workers asked at the same moment).
+    """
     t0 = time.perf_counter()
     trial = study.ask()
-    arch = cfg.space.sample(trial)
-    duplicate = _find_duplicate(study, arch.key)
+    with Heartbeat(storage, trial._trial_id):
+        ahead = [t for t in _running(study) if t.number < trial.number]
+        if len(completed(study)) + len(ahead) >= total:
+            trial.set_user_attr("fail_reason", "surplus: other workers were already running the last trials")
+            study.tell(trial, state=TrialState.FAIL)
+            return None
+        arch = cfg.space.sample(trial)
+        trial.set_user_attr("key", arch.key)  # visible to other workers at once, for _wait_for_twin
+        return _evaluate_and_tell(study, trial, arch, cfg, settings, storage, data_yaml, seed, t0)
+
+
+def _evaluate_and_tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    arch: Architecture,
+    cfg: StudyConfig,
+    settings: EvalSettings,
+    storage: Storage,
+    data_yaml: Path,
+    seed: int,
+    t0: float,
+) -> TrialReport:
+    duplicate = _wait_for_twin(study, storage, trial.number, arch.key)
     if duplicate is not None:
         for k, v in duplicate.user_attrs.items():
             if k not in ("phases", "dedup_of"):
@@ -244,26 +301,32 @@ def search(
     study: optuna.Study,
     cfg: StudyConfig,
     settings: EvalSettings,
+    storage: Storage,
     trials: int,
     seed: int,
     on_trial: Callable[[TrialReport, int, int], None] | None = None,
 ) -> int:
-    """Run trials until the study has ``trials`` COMPLETE ones; return how many this call ran.
+    """Run trials until the study has ``trials`` COMPLETE ones (counting other workers' running ones); return
+    how many this call ran.
 
     Raises:
         UserError: too many consecutive candidate failures (something is wrong beyond one candidate).
     """
     data_yaml = cfg.dataset.data_yaml()
     ran, failures = 0, 0
-    while len(completed(study)) < trials:
-        report = run_one(study, cfg, settings, data_yaml, seed)
+    while True:
+        recover_dead_trials(study, storage)
+        if len(completed(study)) + len(_running(study)) >= trials:
+            return ran
+        report = run_one(study, cfg, settings, storage, data_yaml, seed, trials)
+        if report is None:
+            continue
         ran += 1
         failures = failures + 1 if report.values is None else 0
         if on_trial:
             on_trial(report, len(completed(study)), trials)
         if failures >= MAX_CONSECUTIVE_FAILURES:
             raise UserError(f"{failures} consecutive trials failed; last: {report.status}")
-    return ran
 
 
 def format_values(values: list[float] | None) -> str:

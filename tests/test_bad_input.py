@@ -10,6 +10,7 @@ import yaml
 
 from nas import export, report, search
 from nas.config import load_preset
+from nas.storage import open_storage
 from nas.study import open_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -19,7 +20,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def stored(tmp_path: Path) -> str:
     """A SQLite storage holding study 'smoke' (one complete trial, added directly) and an empty study 'empty'."""
     url = f"sqlite:///{tmp_path / 'nas.db'}"
-    study = open_study(load_preset("smoke"), url, "smoke")
+    study = open_study(load_preset("smoke"), open_storage(url, worker=True), "smoke")
     study.add_trial(
         optuna.trial.create_trial(
             values=[0.5, 6.5, 100.0],
@@ -33,7 +34,7 @@ def stored(tmp_path: Path) -> str:
             },
         )
     )
-    open_study(load_preset("smoke"), url, "empty")
+    open_study(load_preset("smoke"), open_storage(url, worker=True), "empty")
     return url
 
 
@@ -153,9 +154,11 @@ def test_resuming_on_another_device_or_weights_is_refused(tmp_path: Path) -> Non
     from nas.errors import UserError
 
     url = f"sqlite:///{tmp_path / 'd.db'}"
-    open_study(load_preset("smoke"), url, "s", {"device": "AMD EPYC", "weights": None})
+    open_study(load_preset("smoke"), open_storage(url, worker=True), "s", {"device": "AMD EPYC", "weights": None})
     with pytest.raises(UserError, match="device or initial weights"):
-        open_study(load_preset("smoke"), url, "s", {"device": "NVIDIA H100", "weights": None})
+        open_study(
+            load_preset("smoke"), open_storage(url, worker=True), "s", {"device": "NVIDIA H100", "weights": None}
+        )
 
 
 def test_local_dataset_relative_root_is_resolved_for_ultralytics(

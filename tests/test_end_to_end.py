@@ -71,6 +71,13 @@ def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tupl
     assert not any((work / "runs" / "smoke").glob("trial_*"))  # run folders removed
 
 
+def test_disk_per_trial_keeps_a_200_trial_study_under_200_mb(smoke_study: tuple[str, Path]) -> None:
+    _, work = smoke_study
+    leftover = [p for p in (work / "runs").rglob("*") if p.is_file()]
+    assert leftover == []
+    assert (work / "nas.db").stat().st_size / 3 < 1_000_000  # bytes stored per trial, fixed overhead included
+
+
 def test_resume_runs_only_the_missing_trials(smoke_study: tuple[str, Path], capsys: pytest.CaptureFixture) -> None:
     storage, work = smoke_study
     assert (
@@ -172,8 +179,7 @@ def test_warm_start_trains_the_base_once_and_trials_inherit(tmp_path: Path) -> N
     storage = f"sqlite:///{tmp_path / 'w.db'}"
     argv = ["--study", str(preset), "--trials", "1", "--storage", storage, "--run-dir", str(tmp_path / "runs")]
     assert search.main(argv) == 0
-    base = tmp_path / "runs" / "warm" / "warm_base.pt"
-    assert base.is_file()
+    (base,) = (tmp_path / "runs" / "warm").glob("warm_base_e4_s0.pt")  # warm_epochs: 4x the proxy's 1 epoch
     mtime = base.stat().st_mtime
     assert search.main([*argv[:3], "2", *argv[4:]]) == 0
     assert base.stat().st_mtime == mtime  # cached: trained once per study

@@ -1,0 +1,187 @@
+"""Study storages: which URL opens what, how many workers may share it, and what happens to a dead worker's trial.
+
+- ``sqlite:///FILE`` (the default): one worker at a time. The worker holds an exclusive lock on ``FILE.lock``
+  (released by the kernel however the process dies), so a second worker is refused instead of racing on the
+  file, and any trial left RUNNING is known to be a dead worker's: it is failed and retried at once.
+- ``postgresql://...``, ``mysql://...`` (any SQLAlchemy URL but SQLite): many workers on many hosts. Trials
+  send heartbeats; a trial whose heartbeat is older than the grace period is failed and retried
+  (``RetryHeartbeatStaleTrialCallback``) by the next worker that asks for a trial.
+- ``journal:///PATH`` (Optuna's journal file storage): many processes on one host, file-locked appends. It
+  has no heartbeats, so a trial of a killed worker stays RUNNING until ``--fail-running`` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+
+from .errors import UserError
+
+HEARTBEAT_INTERVAL_S = 30
+GRACE_PERIOD_S = 120
+MAX_RETRIES = 2  # a trial that kills its worker three times is left failed
+JOURNAL_PREFIX = "journal:///"
+SQLITE_PREFIX = "sqlite:///"
+
+# ask() warns that heartbeats are meant for Study.optimize; this module sends them itself (Heartbeat below)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+warnings.filterwarnings("ignore", category=ExperimentalWarning)  # heartbeats and their retry callback
+
+
+@dataclass
+class Storage:
+    """An opened storage: the Optuna backend, and whether this process is its only worker (SQLite lock held)."""
+
+    url: str
+    backend: optuna.storages.BaseStorage
+    exclusive: bool = False
+    _lock: IO[bytes] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Release the SQLite worker lock, if held."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the database file of a ``sqlite:///`` URL (None for other URLs and in-memory SQLite)."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    rest = url.removeprefix(SQLITE_PREFIX).split("?", 1)[0]
+    return Path(rest) if rest and rest != ":memory:" else None
+
+
+def open_storage(url: str, worker: bool) -> Storage:
+    """Open ``url`` for a search worker (``worker=True``: takes the SQLite lock, sends heartbeats) or a reader.
+
+    Raises:
+        UserError: the URL cannot be opened (bad scheme, no server, corrupt file, missing driver), or another
+            worker already holds the SQLite file.
+    """
+    try:
+        if url.startswith(JOURNAL_PREFIX):
+            path = Path(url.removeprefix(JOURNAL_PREFIX))
+            if not worker and not path.is_file():
+                raise UserError(f"no journal file at {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return Storage(url, JournalStorage(JournalFileBackend(str(path))))
+        db = sqlite_path(url)
+        if db is not None:
+            if not worker and not db.is_file():
+                raise UserError(f"no database at {url}")  # opening it would create an empty one
+            lock = _lock_sqlite(db) if worker else None
+            try:
+                return Storage(url, RDBStorage(url), exclusive=lock is not None, _lock=lock)
+            except BaseException:
+                if lock is not None:
+                    lock.close()
+                raise
+        if url.startswith("sqlite:"):
+            return Storage(url, RDBStorage(url))
+        if worker:
+            backend = RDBStorage(
+                url,
+                engine_kwargs={"pool_pre_ping": True},
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=GRACE_PERIOD_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+            )
+        else:
+            backend = RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return Storage(url, backend)
+    except UserError:
+        raise
+    except Exception as e:  # SQLAlchemy/Optuna raise many types for a bad URL, a corrupt file, no server, no driver
+        raise UserError(f"cannot open storage {url}: {str(e).splitlines()[0]}") from e
+
+
+def _lock_sqlite(db: Path) -> IO[bytes]:
+    """Take the exclusive worker lock of a SQLite database; return the open lock file.
+
+    Raises:
+        UserError: another process holds it.
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lock = (db.parent / (db.name + ".lock")).open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise UserError(
+            f"another nas.search is running on {db}: SQLite takes one worker at a time; for several workers use "
+            "a PostgreSQL URL or journal:///FILE (README, 'Many workers')"
+        ) from None
+    return lock
+
+
+def recover_dead_trials(study: optuna.Study, storage: Storage, all_running: bool = False) -> list[int]:
+    """Fail the trials of dead workers and queue each for a retry; return the failed trial numbers.
+
+    With the SQLite lock held (or ``all_running``), every RUNNING trial is a dead worker's; with heartbeats,
+    those whose heartbeat is older than the grace period. Completed trials are never touched.
+    """
+    if storage.exclusive or all_running:
+        backend = storage.backend
+        failed = []
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            try:
+                backend.set_trial_user_attr(t._trial_id, "fail_reason", "its worker died (stale RUNNING trial)")
+                backend.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # finished meanwhile
+            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, backend.get_trial(t._trial_id))
+            failed.append(t.number)
+        return failed
+    if not isinstance(storage.backend, RDBStorage) or storage.backend.get_heartbeat_interval() is None:
+        return []
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    optuna.storages.fail_stale_trials(study)
+    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    return sorted(before & after)
+
+
+class Heartbeat:
+    """Context manager sending a trial's heartbeat every HEARTBEAT_INTERVAL_S while it runs (RDB storages only).
+
+    Optuna sends heartbeats only inside ``Study.optimize``; the search loop uses ask/tell, so it sends its own.
+    """
+
+    def __init__(self, storage: Storage, trial_id: int) -> None:
+        backend = storage.backend
+        enabled = isinstance(backend, RDBStorage) and backend.get_heartbeat_interval() is not None
+        self._backend = backend if enabled else None
+        self._trial_id = trial_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        assert self._backend is not None
+        while True:
+            # a transient database error must not kill the trial; the next beat retries
+            with contextlib.suppress(Exception):
+                self._backend.record_heartbeat(self._trial_id)
+            if self._stop.wait(HEARTBEAT_INTERVAL_S):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        if self._backend is not None:
+            self._thread = threading.Thread(target=self._beat, name="nas-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -18,6 +18,7 @@ from .space import SearchSpace, load_space
 STUDIES_DIR = Path(studies.__file__).parent
 SCALES = ("n", "s", "m", "l", "x")
 SAMPLERS = ("tpe", "nsga2", "random")
+DEFAULT_SAMPLER = "tpe"  # chosen by benchmarks/search_efficiency.py
 
 
 DEFAULT_SCHEDULE = {
@@ -58,7 +59,7 @@ class StudyConfig:
     warm_epochs: int = 0  # epochs of the warm-start base (init: warm); 0 when init is scratch
     latency: LatencySettings = field(default_factory=LatencySettings)
     constraints: Constraints = field(default_factory=Constraints)
-    sampler: str = "tpe"
+    sampler: str = DEFAULT_SAMPLER
     raw: dict = field(default_factory=dict, repr=False)
 
 
@@ -162,7 +163,7 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         raise ConfigError(path, "warm_epochs", f"must be >= 1 with init: warm, got {warm_epochs}")
     if init == "scratch" and raw.get("warm_epochs") is not None:
         raise ConfigError(path, "warm_epochs", "only applies with init: warm")
-    sampler = _get(raw, path, "sampler", str, "tpe")
+    sampler = _get(raw, path, "sampler", str, DEFAULT_SAMPLER)
     if sampler not in SAMPLERS:
         raise ConfigError(path, "sampler", f"must be one of {', '.join(SAMPLERS)}")
     return StudyConfig(

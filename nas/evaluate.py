@@ -128,6 +128,7 @@ def evaluate(
             if not settings.keep_runs:
                 remove_run(run_dir)
                 model_yaml.unlink(missing_ok=True)
+        ev.phases["train_setup_s"] = ev.proxy.setup_s
         ev.phases["train_s"] = ev.proxy.train_s
         ev.phases["val_s"] = ev.proxy.val_s
     except KeyboardInterrupt:

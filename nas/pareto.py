@@ -19,6 +19,24 @@ def within(trials: list[FrozenTrial], max_gflops: float | None, max_latency_ms: 
     ]
 
 
+def hypervolume(values: list[list[float]], lo: list[float], hi: list[float], ref: float = 1.1) -> float:
+    """Return the hypervolume of ``values`` (mAP50-95, GFLOPs, latency) once each objective is scaled by [lo, hi].
+
+    Scaled values are clipped to [0, 1] and mAP is flipped, so every objective is minimised; the reference
+    point is ``ref`` in every objective. Dominated points are allowed (they add nothing).
+    """
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+
+    if not values:
+        return 0.0
+    vals = np.asarray(values, dtype=float)
+    low, high = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    scaled = np.clip((vals - low) / np.where(high > low, high - low, 1.0), 0.0, 1.0)
+    scaled[:, 0] = 1.0 - scaled[:, 0]
+    return float(compute_hypervolume(scaled, np.full(vals.shape[1], ref)))
+
+
 def knee(trials: list[FrozenTrial]) -> FrozenTrial:
     """Return the trial closest (Euclidean) to the ideal point once each objective is scaled to [0, 1].
 

@@ -67,9 +67,10 @@ class ProxyResult:
 
     map50_95: float
     map50: float
-    train_s: float
+    train_s: float  # the training epochs, validation excluded
     val_s: float
     epochs: int
+    setup_s: float = 0.0  # the trainer's set-up before the first epoch (dataloaders, model, optimizer)
 
 
 class _ProxyTrainer(DetectionTrainer):
@@ -143,6 +144,7 @@ def train_proxy(
         with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
             trainer = _ProxyTrainer(overrides=overrides)
             trainer.save_checkpoints = save
+            trainer.add_callback("on_train_start", _mark_epochs_start)
             trainer.train()
     finally:
         LOGGER.setLevel(level)
@@ -154,7 +156,13 @@ def train_proxy(
     if not math.isfinite(map50_95) or not all(bool(torch.isfinite(torch.as_tensor(v)).all()) for v in losses):
         raise FloatingPointError("training produced NaN/inf loss or metrics")
     val_s = getattr(trainer, "val_seconds", 0.0)
-    return ProxyResult(map50_95, map50, total - val_s, val_s, int(trainer.epoch) + 1)
+    setup_s = getattr(trainer, "epochs_start", t0) - t0
+    return ProxyResult(map50_95, map50, total - setup_s - val_s, val_s, int(trainer.epoch) + 1, setup_s)
+
+
+def _mark_epochs_start(trainer: DetectionTrainer) -> None:
+    """Ultralytics callback at the end of the trainer's set-up, just before the first epoch."""
+    trainer.epochs_start = time.perf_counter()
 
 
 def train_warm_base(

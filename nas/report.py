@@ -20,7 +20,8 @@ from plotly.subplots import make_subplots
 
 from .errors import ArgumentParser, UserError, cli
 from .export import load_study
-from .study import DEFAULT_STORAGE, DIRECTIONS, METRIC_NAMES, completed, pareto_front
+from .pareto import hypervolume
+from .study import DEFAULT_STORAGE, METRIC_NAMES, completed, pareto_front
 
 GREY, FRONT = "rgba(150,150,150,0.45)", "#d62728"
 
@@ -91,18 +92,11 @@ def pareto_pairs(trials: list[FrozenTrial], front: list[FrozenTrial]) -> go.Figu
 
 def hypervolume_history(trials: list[FrozenTrial]) -> go.Figure:
     """Return the hypervolume of the front after each trial, objectives scaled to [0, 1] by their observed range."""
-    import numpy as np
-    from optuna._hypervolume import compute_hypervolume
-
     ordered = sorted(trials, key=lambda t: t.number)
-    vals = np.array([t.values for t in ordered], dtype=float)
-    if len(vals):
-        lo, hi = vals.min(0), vals.max(0)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        scaled = (vals - lo) / span
-        signs = np.array([-1.0 if d == "maximize" else 1.0 for d in DIRECTIONS])
-        loss = np.where(signs < 0, 1.0 - scaled, scaled)  # every objective minimised, in [0, 1]
-    hv = [float(compute_hypervolume(loss[: i + 1], np.full(3, 1.1))) for i in range(len(ordered))]
+    values = [list(t.values) for t in ordered]
+    cols = list(zip(*values, strict=True))
+    lo, hi = [min(c) for c in cols], [max(c) for c in cols]
+    hv = [hypervolume(values[: i + 1], lo, hi) for i in range(len(values))]
     fig = go.Figure(go.Scatter(x=[t.number for t in ordered], y=hv, mode="lines+markers", name="hypervolume"))
     fig.update_layout(
         title="Hypervolume history (objectives scaled to [0, 1], reference point 1.1)",

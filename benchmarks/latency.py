@@ -1,0 +1,106 @@
+"""Is latency measured reliably, and is it more than GFLOPs in disguise?
+
+1. Repeat-to-repeat spread: the latency protocol of the light preset (CPU: its thread count, warm-up, median
+   of its timed runs; CUDA when present: CUDA events, fp32) repeated 5 times for 3 architectures (the stock
+   YOLO11n, and two random ones of the light space); spread = IQR / median of the 5 medians.
+2. Rank correlation (Spearman) between GFLOPs and latency over 20 random architectures of the light space.
+
+Writes results/latency.json.
+
+    python -m benchmarks.latency [--device cpu|cuda] [--repeats 5] [--n 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+
+import optuna
+import torch
+
+import nas  # noqa: F401  (offline guard before Ultralytics)
+from benchmarks.common import kendall, spearman, write_result
+from nas.config import load_preset
+from nas.cost import build_model, model_cost
+from nas.latency import measure_latency
+
+
+def quartile_spread(values: list[float]) -> float:
+    """Return IQR / median of ``values``."""
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return (q[2] - q[0]) / q[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = load_preset("light")
+    lat = cfg.latency
+    sampler_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
+    archs = [cfg.space.stock()]
+    while len(archs) < args.n:
+        arch = cfg.space.sample(sampler_study.ask())
+        if all(arch.key != a.key for a in archs):
+            archs.append(arch)
+
+    def measure(arch):
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = build_model(arch.model_dict(cfg.dataset.nc))
+        cost = model_cost(model, cfg.imgsz)
+        m = measure_latency(model, cfg.imgsz, args.device, lat.half, lat.runs, lat.warmup, lat.threads)
+        return cost, m
+
+    spread_rows = []
+    for arch in archs[:3]:
+        reps = [measure(arch)[1] for _ in range(args.repeats)]
+        medians = [r.median_ms for r in reps]
+        row = {
+            "key": arch.key,
+            "summary": arch.summary(),
+            "medians_ms": [round(x, 3) for x in medians],
+            "repeat_spread_iqr_over_median": round(quartile_spread(medians), 4),
+            "within_run_iqr_over_median": [round(r.iqr_ms / r.median_ms, 4) for r in reps],
+        }
+        spread_rows.append(row)
+        print(f"{arch.summary()[:60]:60} medians {row['medians_ms']} spread {row['repeat_spread_iqr_over_median']}")
+    rank_rows = []
+    for arch in archs:
+        cost, m = measure(arch)
+        rank_rows.append({"key": arch.key, "summary": arch.summary(), "gflops": round(cost.gflops, 4),
+                          "latency_ms": round(m.median_ms, 3)})  # fmt: skip
+        print(f"{arch.key} {cost.gflops:7.2f} GFLOPs {m.median_ms:9.2f} ms  {arch.summary()[:70]}")
+    g = [r["gflops"] for r in rank_rows]
+    t = [r["latency_ms"] for r in rank_rows]
+    rho, tau = spearman(g, t), kendall(g, t)
+    print(f"Spearman(GFLOPs, latency) = {rho:.3f}, Kendall = {tau:.3f} over {len(rank_rows)} architectures")
+    _, sample = measure(archs[0])
+    write_result(
+        "latency",
+        {
+            "device": sample.device_name,
+            "dtype": sample.dtype,
+            "threads": sample.threads,
+            "imgsz": cfg.imgsz,
+            "runs": lat.runs,
+            "warmup": lat.warmup,
+            "repeats": args.repeats,
+            "max_repeat_spread": max(r["repeat_spread_iqr_over_median"] for r in spread_rows),
+            "spread": spread_rows,
+            "spearman_gflops_latency": round(rho, 4),
+            "kendall_gflops_latency": round(tau, 4),
+            "n_architectures": len(rank_rows),
+            "architectures": rank_rows,
+            "cuda": torch.cuda.is_available(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -64,7 +64,8 @@ def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tupl
         if "dedup_of" not in a:
             assert {"map50", "map50_95"} <= set(a) and a["trained"]
             assert t.values[0] == a["map50_95"] and t.values[1] == a["gflops"]
-            assert {"build_s", "cost_s", "latency_s", "train_setup_s", "train_s", "val_s", "storage_s"} <= set(a["phases"])
+            phases = {"build_s", "cost_s", "latency_s", "train_setup_s", "train_s", "val_s", "storage_s"}
+            assert phases <= set(a["phases"])
         assert a["latency"]["runs"] >= 20 and a["latency"]["imgsz"] == 640
     for key in ("preset", "space", "dataset", "fingerprint"):
         assert key in study.user_attrs

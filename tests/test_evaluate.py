@@ -25,7 +25,7 @@ def test_feasible_candidate_is_trained_and_its_run_removed(tmp_path: Path, tiny_
     ev = evaluate(arch, 5, tiny_dataset, _settings(tmp_path), seed=0, run_name="t0")
     assert ev.error is None and ev.feasible and ev.proxy is not None
     assert set(ev.phases) == {"build_s", "cost_s", "latency_s", "train_setup_s", "train_s", "val_s"}
-    assert 0 < ev.phases["train_setup_s"] and 0 < ev.phases["train_s"]
+    assert ev.phases["train_setup_s"] > 0 and ev.phases["train_s"] > 0
     assert ev.cost.imgsz == 128 and ev.latency.imgsz == 128
     assert not any((tmp_path / "runs").iterdir())
 

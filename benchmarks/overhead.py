@@ -14,6 +14,7 @@ Writes results/overhead.json.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ import optuna
 import nas  # noqa: F401  (offline guard before Ultralytics)
 from benchmarks.common import write_result
 from nas import search
+from nas.config import load_preset
 
 PHASES = ("build_s", "cost_s", "latency_s", "train_setup_s", "train_s", "val_s", "storage_s")
 
@@ -32,9 +34,19 @@ def main() -> None:
     ap.add_argument("--study", default="light")
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--warm-base",
+        help="init: warm only: a base checkpoint trained exactly as the study would (same preset, seed), reused "
+        "instead of training it again (the base is trained once per study, not per trial)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{Path(tmp) / 'overhead.db'}"
+        cfg = load_preset(args.study)
+        if args.warm_base and cfg.init == "warm":
+            cached = Path(tmp) / "runs" / cfg.name / f"warm_base_e{cfg.warm_epochs}_s{args.seed}.pt"
+            cached.parent.mkdir(parents=True)
+            shutil.copy2(args.warm_base, cached)
         t0 = time.perf_counter()
         code = search.main(
             ["--study", args.study, "--trials", str(args.trials), "--storage", storage, "--seed", str(args.seed),

@@ -8,6 +8,7 @@ validation of ``best.pt`` that Ultralytics runs after the final epoch, whose met
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import logging
 import math
@@ -175,16 +176,22 @@ def train_warm_base(
     Raises:
         UserError: the training failed.
     """
-    if out.is_file():
-        return out
-    run_dir = out.with_suffix("")
-    try:
-        train_proxy(model_yaml, data_yaml, {**schedule, "epochs": epochs}, run_dir, device, seed, save=True)
-        shutil.copy2(run_dir / "weights" / "last.pt", out)
-    except (OSError, RuntimeError, FloatingPointError) as e:
-        raise UserError(f"init: warm - training the base model failed: {e}") from e
-    finally:
-        remove_run(run_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # workers of one study on one host share the run folder: one trains the base, the others wait for it
+    with out.with_suffix(".lock").open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.is_file():
+            return out
+        run_dir = out.with_suffix("")
+        try:
+            train_proxy(model_yaml, data_yaml, {**schedule, "epochs": epochs}, run_dir, device, seed, save=True)
+            partial = out.with_suffix(".part")
+            shutil.copy2(run_dir / "weights" / "last.pt", partial)
+            partial.replace(out)  # atomic: a reader never sees half a checkpoint
+        except (OSError, RuntimeError, FloatingPointError) as e:
+            raise UserError(f"init: warm - training the base model failed: {e}") from e
+        finally:
+            remove_run(run_dir)
     return out
 
 

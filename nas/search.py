@@ -127,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage = open_storage(args.storage, worker=True)
     try:
         return run_study(args, cfg, storage, device, weights)
+    except KeyboardInterrupt:  # the running trial is already recorded as failed (study.run_one)
+        print("interrupted: the complete trials are stored; run again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         storage.close()
 
@@ -171,11 +174,7 @@ def run_study(args: argparse.Namespace, cfg: StudyConfig, storage: Storage, devi
         f"space {cfg.space.name} ({cfg.space.size():,} architectures), device {device}",
         file=sys.stderr,
     )
-    try:
-        ran = search(study, cfg, settings, storage, args.trials, args.seed, Progress())
-    except KeyboardInterrupt:
-        print(f"interrupted: {len(completed(study))} complete trials are stored; run again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    ran = search(study, cfg, settings, storage, args.trials, args.seed, Progress())
     front = pareto_front(study)
     print(
         f"done: ran {ran} trial(s); {len(completed(study))} complete; Pareto front {len(front)} trial(s): "

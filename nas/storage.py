@@ -48,6 +48,11 @@ class Storage:
     exclusive: bool = False
     _lock: IO[bytes] | None = field(default=None, repr=False)
 
+    @property
+    def heartbeats(self) -> bool:
+        """Whether running trials send heartbeats here (RDB storages opened for a worker, SQLite excepted)."""
+        return isinstance(self.backend, RDBStorage) and self.backend.get_heartbeat_interval() is not None
+
     def close(self) -> None:
         """Release the SQLite worker lock, if held."""
         if self._lock is not None:
@@ -135,16 +140,17 @@ def recover_dead_trials(study: optuna.Study, storage: Storage, all_running: bool
     if storage.exclusive or all_running:
         backend = storage.backend
         failed = []
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        for t in study.get_trials(deepcopy=True, states=(TrialState.RUNNING,)):
             try:
                 backend.set_trial_user_attr(t._trial_id, "fail_reason", "its worker died (stale RUNNING trial)")
                 backend.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # finished meanwhile
-            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, backend.get_trial(t._trial_id))
+            # queue it again from its state before the failure, so the retry does not inherit the fail_reason
+            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, t)
             failed.append(t.number)
         return failed
-    if not isinstance(storage.backend, RDBStorage) or storage.backend.get_heartbeat_interval() is None:
+    if not storage.heartbeats:
         return []
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     optuna.storages.fail_stale_trials(study)
@@ -170,13 +176,16 @@ class Heartbeat:
         assert self._backend is not None
         while True:
             # a transient database error must not kill the trial; the next beat retries
-            with contextlib.suppress(Exception):
-                self._backend.record_heartbeat(self._trial_id)
             if self._stop.wait(HEARTBEAT_INTERVAL_S):
                 return
+            with contextlib.suppress(Exception):
+                self._backend.record_heartbeat(self._trial_id)
 
     def __enter__(self) -> Heartbeat:
         if self._backend is not None:
+            # the first beat before the trial's work: a trial with no heartbeat at all would never go stale
+            with contextlib.suppress(Exception):
+                self._backend.record_heartbeat(self._trial_id)
             self._thread = threading.Thread(target=self._beat, name="nas-heartbeat", daemon=True)
             self._thread.start()
         return self

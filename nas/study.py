@@ -7,6 +7,7 @@ latency, mAP50-95 0.0 and ``trained = False``, and is never trained.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -22,7 +23,7 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.exceptions import ExperimentalWarning
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from .architecture import Architecture
@@ -37,6 +38,8 @@ METRIC_NAMES = ["mAP50-95", "GFLOPs", "latency_ms"]
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 MAX_CONSECUTIVE_FAILURES = 20
 TWIN_POLL_S = 2.0
+TWIN_MAX_WAIT_S = 3600.0
+TAIL_POLL_S = 5.0
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=ExperimentalWarning)  # set_metric_names is stable in practice
@@ -204,14 +207,17 @@ def _wait_for_twin(study: optuna.Study, storage: Storage, number: int, key: str)
     """Wait while another worker's earlier RUNNING trial has architecture ``key``; return it if it completed.
 
     Workers sharing a study draw the same architecture now and then; the later trial reuses the earlier one's
-    result instead of training it twice. Dead workers' trials are failed meanwhile, so the wait ends.
+    result instead of training it twice. Dead workers' trials are failed meanwhile (RDB heartbeats); a twin
+    that never finishes (a dead journal worker) is given up after TWIN_MAX_WAIT_S and the trial trains itself.
     """
-    while True:
+    deadline = time.monotonic() + TWIN_MAX_WAIT_S
+    while time.monotonic() < deadline:
         twin = next((t for t in _running(study) if t.number < number and t.user_attrs.get("key") == key), None)
         if twin is None:
-            return _find_duplicate(study, key)
+            break
         time.sleep(TWIN_POLL_S)
         recover_dead_trials(study, storage)
+    return _find_duplicate(study, key)
 
 
 def run_one(
@@ -230,15 +236,34 @@ def run_one(
     """
     t0 = time.perf_counter()
     trial = study.ask()
-    with Heartbeat(storage, trial._trial_id):
-        ahead = [t for t in _running(study) if t.number < trial.number]
-        if len(completed(study)) + len(ahead) >= total:
-            trial.set_user_attr("fail_reason", "surplus: other workers were already running the last trials")
-            study.tell(trial, state=TrialState.FAIL)
-            return None
-        arch = cfg.space.sample(trial)
-        trial.set_user_attr("key", arch.key)  # visible to other workers at once, for _wait_for_twin
-        return _evaluate_and_tell(study, trial, arch, cfg, settings, storage, data_yaml, seed, t0)
+    try:
+        with Heartbeat(storage, trial._trial_id):
+            ahead = [t for t in _running(study) if t.number < trial.number]
+            if len(completed(study)) + len(ahead) >= total:
+                trial.set_user_attr("fail_reason", "surplus: other workers were already running the last trials")
+                study.tell(trial, state=TrialState.FAIL)
+                return None
+            arch = cfg.space.sample(trial)
+            trial.set_user_attr("key", arch.key)  # visible to other workers at once, for _wait_for_twin
+            return _evaluate_and_tell(study, trial, arch, cfg, settings, storage, data_yaml, seed, t0)
+    except (UpdateFinishedTrialError, ValueError) as e:
+        if storage.backend.get_trial(trial._trial_id).state.is_finished():
+            # another worker failed it as stale (our heartbeats did not reach the database); its retry is queued
+            return TrialReport(trial.number, "-", None, time.perf_counter() - t0, len(pareto_front(study)),
+                               "lost: failed as stale by another worker, queued again")  # fmt: skip
+        _fail(study, trial, f"{type(e).__name__}: {e}")
+        raise
+    except BaseException as e:  # Ctrl-C, a storage error, bad input: never leave the trial RUNNING
+        _fail(study, trial, "interrupted (SIGINT)" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}")
+        raise
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Tell ``trial`` failed with ``reason``, unless it is finished already (best effort: the storage may be down)."""
+    with contextlib.suppress(Exception):
+        trial.set_user_attr("fail_reason", reason)
+    with contextlib.suppress(Exception):
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
 
 def _evaluate_and_tell(
@@ -270,12 +295,7 @@ def _evaluate_and_tell(
             len(pareto_front(study)),
             "dedup",
         )
-    try:
-        ev = evaluate(arch, cfg.dataset.nc, data_yaml, settings, seed + trial.number, f"trial_{trial.number}")
-    except KeyboardInterrupt:
-        trial.set_user_attr("fail_reason", "interrupted (SIGINT)")
-        study.tell(trial, state=TrialState.FAIL)
-        raise
+    ev = evaluate(arch, cfg.dataset.nc, data_yaml, settings, seed + trial.number, f"trial_{trial.number}")
     t_store = time.perf_counter()
     _record(trial, arch, cfg, settings, ev)
     for name, value in ev.violations.items():
@@ -316,8 +336,15 @@ def search(
     ran, failures = 0, 0
     while True:
         recover_dead_trials(study, storage)
-        if len(completed(study)) + len(_running(study)) >= trials:
+        done, running = len(completed(study)), len(_running(study))
+        if done >= trials:
             return ran
+        if done + running >= trials:
+            if not storage.heartbeats:
+                return ran  # SQLite: nobody else runs; journal: a dead worker's trial needs --fail-running
+            # other workers run the last trials; stay until they complete, or go stale and are queued again
+            time.sleep(TAIL_POLL_S)
+            continue
         report = run_one(study, cfg, settings, storage, data_yaml, seed, trials)
         if report is None:
             continue

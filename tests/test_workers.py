@@ -47,6 +47,15 @@ def _states(storage: str, name: str = "smoke") -> list[TrialState]:
         return []
 
 
+def _sampled_running(storage: str) -> bool:
+    """True once a RUNNING trial has drawn its architecture (its key is stored right after sampling)."""
+    try:
+        trials = optuna.load_study(study_name="smoke", storage=storage).get_trials(deepcopy=False)
+    except KeyError:
+        return False
+    return any(t.state == TrialState.RUNNING and "key" in t.user_attrs for t in trials)
+
+
 def test_a_second_sqlite_worker_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     url = f"sqlite:///{tmp_path / 'one.db'}"
     first = open_storage(url, worker=True)
@@ -68,8 +77,7 @@ def test_sigkill_mid_trial_then_resume_ends_with_exactly_the_trials_wanted(tmp_p
     try:
         # kill the worker during its second trial: one COMPLETE, one RUNNING
         while time.monotonic() < deadline and proc.poll() is None:
-            states = _states(storage)
-            if states.count(TrialState.COMPLETE) >= 1 and TrialState.RUNNING in states:
+            if _states(storage).count(TrialState.COMPLETE) >= 1 and _sampled_running(storage):
                 break
             time.sleep(0.3)
         assert proc.poll() is None, (tmp_path / "worker-killed.log").read_text()
@@ -193,9 +201,10 @@ def test_three_postgres_workers_share_one_study(postgres: str, tmp_path: Path) -
     trials = optuna.load_study(study_name="smoke", storage=postgres).trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 6, [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in trials]
-    assert not [t for t in trials if t.state == TrialState.RUNNING]
-    numbers = [t.number for t in trials]
-    assert sorted(numbers) == list(range(len(numbers)))  # none lost, none duplicated
+    others = [t for t in trials if t.state != TrialState.COMPLETE]
+    # nothing left running or queued; a failed trial can only be a worker's surplus ask at the very end
+    assert all(t.state == TrialState.FAIL and "surplus" in t.user_attrs["fail_reason"] for t in others), others
+    assert len({t.number for t in trials}) == len(trials)
     trained = [t.user_attrs["key"] for t in complete if "dedup_of" not in t.user_attrs]
     assert len(trained) == len(set(trained)), "an architecture was trained twice"
     stock_trials = [t for t in complete if t.params == stock]

@@ -57,6 +57,8 @@ def main() -> None:
             raise SystemExit(code)
         study = optuna.load_study(study_name=Path(args.study).stem, storage=storage)
         trials = [t for t in study.trials if t.state.name == "COMPLETE"]
+        db_bytes = (Path(tmp) / "overhead.db").stat().st_size
+        left = sum(f.stat().st_size for f in (Path(tmp) / "runs").rglob("*") if f.is_file() and f.suffix != ".pt")
     rows = []
     for t in trials:
         phases = {k: round(t.user_attrs["phases"].get(k, 0.0), 3) for k in PHASES}
@@ -83,6 +85,8 @@ def main() -> None:
             "max_trial_overhead_share": max(r["overhead_share"] for r in rows),
             "trials": rows,
             "run_s": round(total, 1),
+            "database_bytes_per_trial": round(db_bytes / len(rows)),
+            "run_folder_bytes_left_besides_warm_base": left,
             "init": study.user_attrs.get("runtime", {}).get("init"),
         },
     )

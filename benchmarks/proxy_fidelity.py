@@ -28,7 +28,7 @@ from nas.proxy import remove_run, train_proxy, train_warm_base
 
 
 def diverse_architectures(space, n: int, seed: int) -> list:
-    """Return the stock architecture plus n-1 distinct random ones that together use every operator."""
+    """Return the stock architecture plus n-1 distinct random ones of the space (seeded)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     chosen = [space.stock()]
     while len(chosen) < n:

@@ -129,6 +129,9 @@ def test_more_bad_presets_and_spaces(tmp_path: Path, capsys: pytest.CaptureFixtu
         ({"space": str(space)}, "uses C3k2's attention variant (attn=True)"),
         ({"space": "yolo11_backbone", "train": {"nbs": 0}}, "train.nbs: must be at least 1"),
         ({"space": "yolo11_backbone", "synthetic": {"min_visible": 2}}, "synthetic.min_visible: is a fraction"),
+        ({"space": "yolo11_backbone", "init": "warm", "warm_epochs": 0}, "warm_epochs: must be >= 1 with init: warm"),
+        ({"space": "yolo11_backbone", "warm_epochs": 8}, "warm_epochs: only applies with init: warm"),
+        ({"space": "yolo11_backbone", "init": "hot"}, "init: must be 'scratch' or 'warm'"),
     ]
     for preset, message in cases:
         path = tmp_path / "p.yaml"

@@ -44,7 +44,7 @@ def main() -> None:
         storage = f"sqlite:///{Path(tmp) / 'overhead.db'}"
         cfg = load_preset(args.study)
         if args.warm_base and cfg.init == "warm":
-            cached = Path(tmp) / "runs" / cfg.name / f"warm_base_e{cfg.warm_epochs}_s{args.seed}.pt"
+            cached = Path(tmp) / "runs" / cfg.name / f"warm_base_e{cfg.warm_epochs}.pt"
             cached.parent.mkdir(parents=True)
             shutil.copy2(args.warm_base, cached)
         t0 = time.perf_counter()

@@ -216,10 +216,13 @@ def resolve_device(device: str) -> str:
 def warm_start_weights(cfg: StudyConfig, settings: EvalSettings, seed: int) -> Path:
     """Return the study's warm-start checkpoint: the unmodified base trained ``warm_epochs`` once (cached).
 
+    The base is trained with the ``seed`` of the first run that needs it; later runs of the study reuse it
+    whatever their ``--seed``, so every trial of a study starts from the same weights.
+
     Raises:
         UserError: the base model's training failed.
     """
-    out = settings.run_root / f"warm_base_e{cfg.warm_epochs}_s{seed}.pt"
+    out = settings.run_root / f"warm_base_e{cfg.warm_epochs}.pt"
     if not out.is_file():
         print(
             f"init: warm - training the unmodified base for {cfg.warm_epochs} epochs, once for this study...",

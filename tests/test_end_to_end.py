@@ -180,10 +180,10 @@ def test_warm_start_trains_the_base_once_and_trials_inherit(tmp_path: Path) -> N
     storage = f"sqlite:///{tmp_path / 'w.db'}"
     argv = ["--study", str(preset), "--trials", "1", "--storage", storage, "--run-dir", str(tmp_path / "runs")]
     assert search.main(argv) == 0
-    (base,) = (tmp_path / "runs" / "warm").glob("warm_base_e4_s0.pt")  # warm_epochs: 4x the proxy's 1 epoch
+    (base,) = (tmp_path / "runs" / "warm").glob("warm_base_e4.pt")  # warm_epochs: 4x the proxy's 1 epoch
     mtime = base.stat().st_mtime
-    assert search.main([*argv[:3], "2", *argv[4:]]) == 0
-    assert base.stat().st_mtime == mtime  # cached: trained once per study
+    assert search.main([*argv[:3], "2", *argv[4:], "--seed", "5"]) == 0
+    assert base.stat().st_mtime == mtime  # cached: trained once per study, whatever the later runs' seed
     trials = optuna.load_study(study_name="warm", storage=storage).trials
     assert [t.user_attrs.get("init_weights") for t in trials] == [str(base)] * 2, [t.user_attrs for t in trials]
 

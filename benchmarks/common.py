@@ -9,6 +9,7 @@ import platform
 import sys
 from pathlib import Path
 
+import optuna
 import torch
 
 from nas.latency import device_name
@@ -81,3 +82,14 @@ def kendall(a: list[float], b: list[float]) -> float:
             disc += 1
     denom = ((conc + disc + ta) * (conc + disc + tb)) ** 0.5
     return (conc - disc) / denom if denom else float("nan")
+
+
+def diverse_architectures(space, n: int, seed: int) -> list:
+    """Return the stock architecture plus n-1 distinct random ones of the space (seeded)."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    chosen = [space.stock()]
+    while len(chosen) < n:
+        arch = space.sample(study.ask())
+        if all(arch.key != c.key for c in chosen):
+            chosen.append(arch)
+    return chosen

@@ -170,7 +170,6 @@ def operator_rows() -> list[dict]:
 
 
 def main() -> None:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     stock = stock_rows()
     print(f"{'model':10} {'params':>10} {'ultralytics':>11} {'GFLOPs':>8} {'ultralytics':>11}")
     for r in stock:

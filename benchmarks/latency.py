@@ -15,22 +15,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import statistics
 
 import optuna
 import torch
 
 import nas  # noqa: F401  (offline guard before Ultralytics)
-from benchmarks.common import kendall, spearman, write_result
+from benchmarks.common import diverse_architectures, kendall, spearman, write_result
 from nas.config import load_preset
 from nas.cost import build_model, model_cost
-from nas.latency import measure_latency
-
-
-def quartile_spread(values: list[float]) -> float:
-    """Return IQR / median of ``values``."""
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return (q[2] - q[0]) / q[1]
+from nas.latency import Latency, measure_latency, quartiles
 
 
 def main() -> None:
@@ -43,44 +36,41 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = load_preset("light")
     lat = cfg.latency
-    sampler_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
-    archs = [cfg.space.stock()]
-    while len(archs) < args.n:
-        arch = cfg.space.sample(sampler_study.ask())
-        if all(arch.key != a.key for a in archs):
-            archs.append(arch)
+    archs = diverse_architectures(cfg.space, args.n, args.seed)
 
-    def measure(arch):
+    def latency(model) -> Latency:
+        return measure_latency(model, cfg.imgsz, args.device, lat.half, lat.runs, lat.warmup, lat.threads)
+
+    models = []
+    for arch in archs:
         with contextlib.redirect_stdout(io.StringIO()):
-            model = build_model(arch.model_dict(cfg.dataset.nc))
-        cost = model_cost(model, cfg.imgsz)
-        m = measure_latency(model, cfg.imgsz, args.device, lat.half, lat.runs, lat.warmup, lat.threads)
-        return cost, m
-
+            models.append(build_model(arch.model_dict(cfg.dataset.nc)))
     spread_rows = []
-    for arch in archs[:3]:
-        reps = [measure(arch)[1] for _ in range(args.repeats)]
+    for arch, model in zip(archs[:3], models, strict=False):
+        reps = [latency(model) for _ in range(args.repeats)]
         medians = [r.median_ms for r in reps]
+        q1, med, q3 = quartiles(medians)
         row = {
             "key": arch.key,
             "summary": arch.summary(),
             "medians_ms": [round(x, 3) for x in medians],
-            "repeat_spread_iqr_over_median": round(quartile_spread(medians), 4),
+            "repeat_spread_iqr_over_median": round((q3 - q1) / med, 4),
             "within_run_iqr_over_median": [round(r.iqr_ms / r.median_ms, 4) for r in reps],
         }
         spread_rows.append(row)
         print(f"{arch.summary()[:60]:60} medians {row['medians_ms']} spread {row['repeat_spread_iqr_over_median']}")
     rank_rows = []
-    for arch in archs:
-        cost, m = measure(arch)
+    sample = None
+    for arch, model in zip(archs, models, strict=True):
+        cost, sample = model_cost(model, cfg.imgsz), latency(model)
         rank_rows.append({"key": arch.key, "summary": arch.summary(), "gflops": round(cost.gflops, 4),
-                          "latency_ms": round(m.median_ms, 3)})  # fmt: skip
-        print(f"{arch.key} {cost.gflops:7.2f} GFLOPs {m.median_ms:9.2f} ms  {arch.summary()[:70]}")
+                          "latency_ms": round(sample.median_ms, 3)})  # fmt: skip
+        print(f"{arch.key} {cost.gflops:7.2f} GFLOPs {sample.median_ms:9.2f} ms  {arch.summary()[:70]}")
     g = [r["gflops"] for r in rank_rows]
     t = [r["latency_ms"] for r in rank_rows]
     rho, tau = spearman(g, t), kendall(g, t)
     print(f"Spearman(GFLOPs, latency) = {rho:.3f}, Kendall = {tau:.3f} over {len(rank_rows)} architectures")
-    _, sample = measure(archs[0])
+    assert sample is not None
     write_result(
         "latency",
         {

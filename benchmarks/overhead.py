@@ -25,6 +25,7 @@ import nas  # noqa: F401  (offline guard before Ultralytics)
 from benchmarks.common import write_result
 from nas import search
 from nas.config import load_preset
+from nas.search import warm_base_path
 
 PHASES = ("build_s", "cost_s", "latency_s", "train_setup_s", "train_s", "val_s", "storage_s")
 
@@ -44,7 +45,7 @@ def main() -> None:
         storage = f"sqlite:///{Path(tmp) / 'overhead.db'}"
         cfg = load_preset(args.study)
         if args.warm_base and cfg.init == "warm":
-            cached = Path(tmp) / "runs" / cfg.name / f"warm_base_e{cfg.warm_epochs}.pt"
+            cached = warm_base_path(Path(tmp) / "runs" / cfg.name, cfg.warm_epochs)
             cached.parent.mkdir(parents=True)
             shutil.copy2(args.warm_base, cached)
         t0 = time.perf_counter()

@@ -22,20 +22,10 @@ from pathlib import Path
 import optuna
 
 import nas  # noqa: F401  (offline guard before Ultralytics)
-from benchmarks.common import kendall, spearman, write_result
+from benchmarks.common import diverse_architectures, kendall, spearman, write_result
 from nas.config import load_preset
-from nas.proxy import remove_run, train_proxy, train_warm_base
-
-
-def diverse_architectures(space, n: int, seed: int) -> list:
-    """Return the stock architecture plus n-1 distinct random ones of the space (seeded)."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    chosen = [space.stock()]
-    while len(chosen) < n:
-        arch = space.sample(study.ask())
-        if all(arch.key != c.key for c in chosen):
-            chosen.append(arch)
-    return chosen
+from nas.proxy import remove_run, train_proxy
+from nas.search import warm_start_weights
 
 
 def measure(study: str, n: int, init: str, warm_epochs: int, factor: int, seed: int, device: str, work: Path) -> dict:
@@ -54,11 +44,7 @@ def measure(study: str, n: int, init: str, warm_epochs: int, factor: int, seed: 
     weights, warm_s = None, 0.0
     if init == "warm":
         t = time.perf_counter()
-        base_yaml = work / "warm_base.yaml"
-        base_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
-        weights = train_warm_base(
-            base_yaml, data, proxy, warm_epochs, work / f"warm_base_e{warm_epochs}.pt", device, seed
-        )
+        weights = warm_start_weights(cfg, work, device, seed, warm_epochs)
         warm_s = round(time.perf_counter() - t, 1)
         print(f"[{init}] base trained {warm_epochs} epochs in {warm_s} s", flush=True)
     rows = []

@@ -55,7 +55,8 @@ def device_name(device: str | torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def _quartiles(samples: list[float]) -> tuple[float, float, float]:
+def quartiles(samples: list[float]) -> tuple[float, float, float]:
+    """Return the first quartile, median and third quartile of ``samples`` (inclusive method)."""
     q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
     return q1, q2, q3
 
@@ -112,7 +113,7 @@ def measure_latency(
     finally:
         torch.set_num_threads(old_threads)
         torch.backends.cudnn.benchmark = old_benchmark  # proxy training runs deterministic
-    q1, med, q3 = _quartiles(samples)
+    q1, med, q3 = quartiles(samples)
     return Latency(
         median_ms=med,
         iqr_ms=q3 - q1,

@@ -167,7 +167,7 @@ def run_study(args: argparse.Namespace, cfg: StudyConfig, storage: Storage, devi
         weights=weights,
     )
     if weights is None and cfg.init == "warm":
-        settings = replace(settings, weights=warm_start_weights(cfg, settings, args.seed))
+        settings = replace(settings, weights=warm_start_weights(cfg, run_root, device, args.seed))
     done = len(completed(study))
     print(
         f"study {study_name} in {args.storage}: {done}/{args.trials} complete trials; "
@@ -213,8 +213,14 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def warm_start_weights(cfg: StudyConfig, settings: EvalSettings, seed: int) -> Path:
-    """Return the study's warm-start checkpoint: the unmodified base trained ``warm_epochs`` once (cached).
+def warm_base_path(run_root: Path, epochs: int) -> Path:
+    """Return where the study whose run folder is ``run_root`` keeps its warm-start base trained ``epochs``."""
+    return run_root / f"warm_base_e{epochs}.pt"
+
+
+def warm_start_weights(cfg: StudyConfig, run_root: Path, device: str, seed: int, epochs: int | None = None) -> Path:
+    """Return the study's warm-start checkpoint: the unmodified base trained ``epochs`` (default the preset's
+    ``warm_epochs``) once, cached in ``run_root``.
 
     The base is trained with the ``seed`` of the first run that needs it; later runs of the study reuse it
     whatever their ``--seed``, so every trial of a study starts from the same weights.
@@ -222,16 +228,14 @@ def warm_start_weights(cfg: StudyConfig, settings: EvalSettings, seed: int) -> P
     Raises:
         UserError: the base model's training failed.
     """
-    out = settings.run_root / f"warm_base_e{cfg.warm_epochs}.pt"
+    epochs = epochs or cfg.warm_epochs
+    out = warm_base_path(run_root, epochs)
     if not out.is_file():
-        print(
-            f"init: warm - training the unmodified base for {cfg.warm_epochs} epochs, once for this study...",
-            file=sys.stderr,
-        )
+        print(f"init: warm - training the unmodified base for {epochs} epochs, once for this study...", file=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)
         model_yaml = out.with_suffix(".yaml")
         model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
-        train_warm_base(model_yaml, cfg.dataset.data_yaml(), cfg.schedule, cfg.warm_epochs, out, settings.device, seed)
+        train_warm_base(model_yaml, cfg.dataset.data_yaml(), cfg.schedule, epochs, out, device, seed)
     return out
 
 

@@ -165,9 +165,7 @@ class Heartbeat:
     """
 
     def __init__(self, storage: Storage, trial_id: int) -> None:
-        backend = storage.backend
-        enabled = isinstance(backend, RDBStorage) and backend.get_heartbeat_interval() is not None
-        self._backend = backend if enabled else None
+        self._backend = storage.backend if storage.heartbeats else None
         self._trial_id = trial_id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

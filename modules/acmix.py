@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ultralytics.nn.modules.block import Bottleneck
 from ultralytics.nn.modules.conv import Conv
 
 from .layers import check_stride
@@ -50,12 +51,11 @@ class ACmixMixer(nn.Module):
     Output: B x c2 x ceil(H/s) x ceil(W/s). Requires c2 divisible by ``heads``.
     """
 
-    def __init__(self, c1: int, c2: int, s: int = 1, heads: int = 4, where: str = "ACmix") -> None:
+    def __init__(self, c1: int, c2: int, s: int = 1, heads: int = 4) -> None:
         super().__init__()
         if c2 % heads:
-            raise ValueError(f"{where}: {c2} output channels are not divisible by {heads} heads")
-        self.where = where
-        self.c2, self.heads, self.s = c2, heads, check_stride(where, s)
+            raise ValueError(f"ACmix: {c2} output channels are not divisible by {heads} heads")
+        self.c2, self.heads, self.s = c2, heads, check_stride("ACmix", s)
         self.head_dim = c2 // heads
         self.q = nn.Conv2d(c1, c2, 1)
         self.k = nn.Conv2d(c1, c2, 1)
@@ -127,9 +127,9 @@ class ACmix(nn.Module):
     the conv path 3x3). c2 must be divisible by 4 (heads).
     """
 
-    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1, heads: int = 4, where: str = "ACmix") -> None:
+    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1, heads: int = 4) -> None:
         super().__init__()
-        self.mixer = ACmixMixer(c1, c2, s, heads, where)
+        self.mixer = ACmixMixer(c1, c2, s, heads)
         self.bn = nn.BatchNorm2d(c2)
         self.act = Conv.default_act
 
@@ -138,21 +138,16 @@ class ACmix(nn.Module):
         return self.act(self.bn(self.mixer(x)))
 
 
-class ACmixBottleneck(nn.Module):
+class ACmixBottleneck(Bottleneck):
     """Block-slot ACmix: Ultralytics' ``Bottleneck`` with its second 3x3 conv replaced by ACmix + BN + SiLU.
 
     c -> int(c*e) (3x3 Conv) -> c (ACmix), residual when ``shortcut``; as in ACmix's ResNet, where it replaces
-    the bottleneck's 3x3 conv. Requires c divisible by 4.
+    the bottleneck's 3x3 conv. Requires c divisible by 4. The forward is Ultralytics' own.
     """
 
     def __init__(self, c: int, shortcut: bool = True, e: float = 0.5, heads: int = 4) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         c_ = int(c * e)
         self.cv1 = Conv(c, c_, 3, 1)
-        self.cv2 = ACmix(c_, c, 3, 1, heads, where="C3k2_ACmix")
+        self.cv2 = ACmix(c_, c, 3, 1, heads)
         self.add = shortcut
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the bottleneck output, same shape as ``x``."""
-        y = self.cv2(self.cv1(x))
-        return x + y if self.add else y

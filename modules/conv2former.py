@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import LayerNorm2d, LayerScale2d, PatchMerge, check_stride, trunc_normal_init
+from .layers import DownsampleThenBlock, LayerNorm2d, LayerScale2d, trunc_normal_init
 
 KERNELS = tuple(range(5, 22, 2))  # odd kernels the paper studies, 5x5 .. 21x21
 DEFAULT_KERNEL = 11
@@ -79,7 +79,7 @@ class Conv2FormerBlock(nn.Module):
         return x + self.scale2(self.mlp(x))
 
 
-class Conv2Former(nn.Module):
+class Conv2Former(DownsampleThenBlock):
     """Conv-slot Conv2Former with Ultralytics ``Conv(c1, c2, k, s)``'s arguments plus the block's kernel.
 
     YAML: ``[-1, 1, Conv2Former, [c2, k, s, kernel]]``, e.g. ``[256, 3, 2, 13]``. The block is stride-1 and
@@ -89,12 +89,5 @@ class Conv2Former(nn.Module):
     """
 
     def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1, kernel: int = DEFAULT_KERNEL) -> None:
-        super().__init__()
-        s = check_stride("Conv2Former", s)
-        self.down = PatchMerge(c1, c2, s) if (s > 1 or c1 != c2) else nn.Identity()
-        trunc_normal_init(self.down)
-        self.block = Conv2FormerBlock(c2, check_kernel(kernel))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return B x c2 x ceil(H/s) x ceil(W/s)."""
-        return self.block(self.down(x))
+        kernel = check_kernel(kernel)
+        super().__init__("Conv2Former", c1, c2, s, lambda c: Conv2FormerBlock(c, kernel))

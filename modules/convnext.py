@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import PatchMerge, check_stride, trunc_normal_init
+from .layers import DownsampleThenBlock, trunc_normal_init
 
 
 class ConvNeXtBlock(nn.Module):
@@ -31,7 +31,7 @@ class ConvNeXtBlock(nn.Module):
         return x + y.permute(0, 3, 1, 2)
 
 
-class ConvNeXt(nn.Module):
+class ConvNeXt(DownsampleThenBlock):
     """Conv-slot ConvNeXt with Ultralytics ``Conv(c1, c2, k, s)``'s arguments.
 
     YAML: ``[-1, 1, ConvNeXt, [c2, k, s]]``. When s == 2 or c1 != c2 the block is preceded by ConvNeXt's own
@@ -40,12 +40,4 @@ class ConvNeXt(nn.Module):
     """
 
     def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1) -> None:
-        super().__init__()
-        s = check_stride("ConvNeXt", s)
-        self.down = PatchMerge(c1, c2, s) if (s > 1 or c1 != c2) else nn.Identity()
-        trunc_normal_init(self.down)
-        self.block = ConvNeXtBlock(c2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return B x c2 x ceil(H/s) x ceil(W/s)."""
-        return self.block(self.down(x))
+        super().__init__("ConvNeXt", c1, c2, s, ConvNeXtBlock)

@@ -1,28 +1,26 @@
 """Block-slot operators: Ultralytics' C3k2 with its inner bottleneck replaced by one of the searched blocks.
 
-``C3k2_X(c1, c2, n, c3k, e, attn, g, shortcut)`` takes C3k2's own arguments (Ultralytics 8.4 order) and
-keeps its structure: a 1x1 conv to 2c (c = int(c2*e)), split, n inner blocks applied in chain, concat of all,
-1x1 conv to c2. With ``c3k`` each inner block is a C3k-shaped CSP (two X blocks at width c/2), as C3k2 does;
-Ultralytics forces ``c3k`` at the m/l/x scales for these classes too (see ``registry``).
+``C3k2_X(c1, c2, n, c3k, e, attn, g, shortcut, *extra)`` takes C3k2's own arguments (``slots.BLOCK``) and keeps
+its structure: a 1x1 conv to 2c (c = int(c2*e)), split, n inner blocks applied in chain, concat of all, 1x1 conv
+to c2 (the forward is Ultralytics' ``C2f.forward``). With ``c3k`` each inner block is a C3k-shaped CSP (two X
+blocks at width c/2), as C3k2 does; Ultralytics forces ``c3k`` at the m/l/x scales for these classes too (the
+parser sees a C3k2). The classes are made by ``c3k2_form`` from the operator table's rows; they live in this
+module's namespace (``modules.csp.C3k2_GhostV2``) so checkpoints pickle and unpickle them by that path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from torch import nn
 from ultralytics.nn.modules.block import C3, C2f
 from ultralytics.nn.modules.conv import Conv
 
-from .acmix import ACmixBottleneck
-from .conv2former import DEFAULT_KERNEL, Conv2FormerBlock, check_kernel
-from .convnext import ConvNeXtBlock
-from .dynamic_conv import DynamicBottleneck
-from .ghostv2 import GhostBottleneckV2
+if TYPE_CHECKING:
+    from .table import ExtraArg, Family
 
-InnerFactory = Callable[[int, bool, float], nn.Module]
+InnerFactory = Callable[..., nn.Module]  # (c, shortcut, e, **extra) -> a c -> c block
 
 
 class C3kOf(C3):
@@ -41,9 +39,10 @@ class C3kOf(C3):
 
 
 class C3k2Of(C2f):
-    """Base of the ``C3k2_*`` classes; subclasses set ``op_name`` and implement ``inner``."""
+    """Base of the ``C3k2_*`` classes: ``c3k2_form`` sets the inner block factory and the extra arguments."""
 
-    op_name: ClassVar[str] = ""
+    make_inner: ClassVar[InnerFactory]
+    extra: ClassVar[tuple[ExtraArg, ...]] = ()
 
     def __init__(
         self,
@@ -55,13 +54,18 @@ class C3k2Of(C2f):
         attn: bool = False,
         g: int = 1,
         shortcut: bool = True,
+        *extra_values: Any,
     ) -> None:
         nn.Module.__init__(self)
         name = type(self).__name__
         if attn:
-            raise ValueError(f"{name}: attn=True (C3k2's PSA variant) cannot be combined with {self.op_name}")
+            raise ValueError(f"{name}: attn=True (C3k2's PSA variant) cannot be combined with this block")
         if g != 1:
             raise ValueError(f"{name}: grouped inner blocks (g={g}) are not supported")
+        if len(extra_values) > len(self.extra):
+            raise ValueError(f"{name}: {len(extra_values)} arguments after C3k2's six, expected {len(self.extra)}")
+        for i, arg in enumerate(self.extra):  # e.g. self.kernel
+            setattr(self, arg.name, arg.check(extra_values[i] if i < len(extra_values) else arg.default, name))
         self.c = int(c2 * e)
         self.cv1 = Conv(c1, 2 * self.c, 1, 1)
         self.cv2 = Conv((2 + n) * self.c, c2, 1)
@@ -72,77 +76,31 @@ class C3k2Of(C2f):
 
     def inner(self, c: int, shortcut: bool, e: float) -> nn.Module:
         """Return one c -> c inner block (``e`` is the bottleneck expansion C3k2 would use there)."""
-        raise TypeError(f"{type(self).__name__} does not define its inner block")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return C3k2's output, B x c2 x H x W."""
-        return C2f.forward(self, x)
+        return type(self).make_inner(c, shortcut, e, **{arg.name: getattr(self, arg.name) for arg in self.extra})
 
 
-class C3k2_DynamicConv(C3k2Of):  # noqa: N801 - public YAML name
-    """C3k2 whose bottlenecks use DynamicConv for both 3x3 convs."""
-
-    op_name = "DynamicConv"
-
-    def inner(self, c: int, shortcut: bool, e: float) -> nn.Module:
-        """Return a ``DynamicBottleneck``."""
-        return DynamicBottleneck(c, shortcut, e)
-
-
-class C3k2_GhostV2(C3k2Of):  # noqa: N801
-    """C3k2 whose bottlenecks are GhostNetV2 bottlenecks (DFC-gated first Ghost module)."""
-
-    op_name = "GhostV2"
-
-    def inner(self, c: int, shortcut: bool, e: float) -> nn.Module:
-        """Return a ``GhostBottleneckV2``."""
-        return GhostBottleneckV2(c, shortcut)
+def c3k2_form(family: Family) -> type[C3k2Of]:
+    """Return the class ``C3k2_<family.name>``: C3k2 with ``family.inner`` blocks, taking ``family.extra`` args."""
+    name = f"C3k2_{family.name}"
+    extra = "".join(f", {a.name}" for a in family.extra)
+    doc = f"C3k2 with {family.name} inner blocks. YAML: ``[-1, n, {name}, [c2, c3k, e, attn, g, shortcut{extra}]]``."
+    attrs = {
+        "__module__": __name__,
+        "__qualname__": name,
+        "__doc__": doc,
+        "make_inner": staticmethod(family.inner),
+        "extra": family.extra,
+    }
+    return type(name, (C3k2Of,), attrs)
 
 
-class C3k2_ACmix(C3k2Of):  # noqa: N801
-    """C3k2 whose bottlenecks use ACmix for the second 3x3 conv."""
+def __getattr__(name: str) -> type[nn.Module]:
+    """Resolve ``modules.csp.C3k2_X`` (pickled class paths) to the class the operator table built."""
+    if not name.startswith("C3k2_"):  # e.g. the import system asking for __path__ while the table is built
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .table import OPERATORS
 
-    op_name = "ACmix"
-
-    def inner(self, c: int, shortcut: bool, e: float) -> nn.Module:
-        """Return an ``ACmixBottleneck``."""
-        return ACmixBottleneck(c, shortcut, e)
-
-
-class C3k2_ConvNeXt(C3k2Of):  # noqa: N801
-    """C3k2 whose bottlenecks are ConvNeXt blocks (always residual, as in the original)."""
-
-    op_name = "ConvNeXt"
-
-    def inner(self, c: int, shortcut: bool, e: float) -> nn.Module:
-        """Return a ``ConvNeXtBlock``."""
-        return ConvNeXtBlock(c)
-
-
-class C3k2_Conv2Former(C3k2Of):  # noqa: N801
-    """C3k2 whose bottlenecks are Conv2Former blocks; one extra argument, the kernel (odd, 5..21, default 11).
-
-    YAML: ``[-1, 2, C3k2_Conv2Former, [c2, c3k, e, attn, g, shortcut, kernel]]``, e.g.
-    ``[256, False, 0.25, False, 1, True, 13]``.
-    """
-
-    op_name = "Conv2Former"
-
-    def __init__(
-        self,
-        c1: int,
-        c2: int,
-        n: int = 1,
-        c3k: bool = False,
-        e: float = 0.5,
-        attn: bool = False,
-        g: int = 1,
-        shortcut: bool = True,
-        kernel: int = DEFAULT_KERNEL,
-    ) -> None:
-        self.kernel = check_kernel(kernel, "C3k2_Conv2Former")
-        super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
-
-    def inner(self, c: int, shortcut: bool, e: float) -> nn.Module:
-        """Return a ``Conv2FormerBlock`` with this layer's kernel (always residual, as in the original)."""
-        return Conv2FormerBlock(c, self.kernel)
+    op = OPERATORS.get(name)
+    if op is None or not isinstance(op.cls, type) or not issubclass(op.cls, C3k2Of):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return op.cls

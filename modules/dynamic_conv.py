@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ultralytics.nn.modules.block import Bottleneck
 from ultralytics.nn.modules.conv import Conv, autopad
 
 from .layers import check_stride
@@ -106,20 +107,15 @@ class DynamicConv(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-class DynamicBottleneck(nn.Module):
+class DynamicBottleneck(Bottleneck):
     """Block-slot DynamicConv: Ultralytics' ``Bottleneck`` with both 3x3 convs replaced by ``DynamicConv``.
 
-    c -> int(c*e) -> c, residual when ``shortcut``.
+    c -> int(c*e) -> c, residual when ``shortcut``; the forward is Ultralytics' own.
     """
 
     def __init__(self, c: int, shortcut: bool = True, e: float = 0.5, num_experts: int = 4) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         c_ = int(c * e)
         self.cv1 = DynamicConv(c, c_, 3, 1, num_experts=num_experts)
         self.cv2 = DynamicConv(c_, c, 3, 1, num_experts=num_experts)
         self.add = shortcut
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the bottleneck output, same shape as ``x``."""
-        y = self.cv2(self.cv1(x))
-        return x + y if self.add else y

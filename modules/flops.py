@@ -2,11 +2,13 @@
 
 thop counts ``nn`` layers (convs, linears, norms, softmax, pools) by module hooks, and functional matmuls only
 outside modules that have a rule of their own. It misses ``F.conv2d`` (DynamicConv's whole convolution), the
-unfold-based window products of ACmix, and elementwise products (gates, modulation, layer scale). Each rule
+window products of ACmix (elementwise products of strided views), and elementwise products (gates, modulation,
+layer scale). Each rule
 below counts exactly the multiply-accumulates a module performs in its *own* forward outside its child layers;
 thop adds the children. Additions (residuals, positional offsets) are not counted, as for stock layers.
 
-Stock models keep Ultralytics' numbers: ``get_flops`` is only replaced for models that contain an operator.
+These rules are the one place the operators' cost is defined; ``ultralytics_adapter.get_flops`` uses them for
+Ultralytics' ``model.info()``, the search's cost model uses ``count_macs``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections.abc import Callable
 import thop
 import torch
 from torch import nn
-from ultralytics.utils import torch_utils
 
 from .acmix import WINDOW, ACmixMixer
 from .conv2former import ConvMod
@@ -60,14 +61,6 @@ RULES: dict[type[nn.Module], Rule] = {
     ConvNeXtBlock: _convnext_block,
 }
 
-_original_get_flops = torch_utils.get_flops
-
-
-def uses_operators(model: nn.Module) -> bool:
-    """Return True if any submodule of ``model`` is one of this package's counted layers."""
-    return any(isinstance(m, tuple(RULES)) for m in model.modules())
-
-
 def profile_macs(module: nn.Module, x: torch.Tensor) -> float:
     """Return the multiply-accumulates of ``module(x)``, counted by thop plus this module's rules.
 
@@ -81,24 +74,3 @@ def count_macs(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> float:
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     p = next(model.parameters())
     return profile_macs(model, torch.zeros((1, p.shape[1], h, w), device=p.device, dtype=p.dtype))
-
-
-def get_flops(model: nn.Module, imgsz: int | list[int] | tuple[int, int] = 640) -> float:
-    """Return GFLOPs like ``ultralytics.utils.torch_utils.get_flops``, counting this package's operators in full.
-
-    Models without an operator get Ultralytics' own function and numbers; returns 0.0 if counting fails,
-    as Ultralytics does.
-    """
-    model = torch_utils.unwrap_model(model)
-    if not uses_operators(model):
-        return _original_get_flops(model, imgsz)
-    size = tuple(imgsz) if isinstance(imgsz, (list, tuple)) else (int(imgsz), int(imgsz))
-    try:
-        return count_macs(model, size) * 2 / 1e9
-    except Exception:  # Ultralytics' contract: FLOPs are informative and never break model.info()
-        return 0.0
-
-
-def register() -> None:
-    """Install ``get_flops`` into Ultralytics (idempotent)."""
-    torch_utils.get_flops = get_flops

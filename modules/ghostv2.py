@@ -13,10 +13,12 @@ Activations are SiLU (Ultralytics' default) instead of the original ReLU; conv+B
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ultralytics.nn.modules.block import Bottleneck
 from ultralytics.nn.modules.conv import Conv
 
 from .layers import check_stride
@@ -79,21 +81,26 @@ class GhostV2(nn.Module):
         return self.ghost(x)
 
 
-class GhostBottleneckV2(nn.Module):
-    """Block-slot GhostV2: GhostNetV2's stride-1 bottleneck c -> mid -> c.
+class GhostBottleneckV2(Bottleneck):
+    """Block-slot GhostV2: GhostNetV2's stride-1 bottleneck c -> mid -> c, with Ultralytics' ``Bottleneck`` forward.
 
-    First Ghost module DFC-gated with activation, second plain without activation (as in the original, whose
-    first two network blocks skip the gate; every inner block here is a later block). Residual when ``shortcut``.
+    First Ghost module (``cv1``) DFC-gated with activation, second (``cv2``) plain without activation (as in the
+    original, whose first two network blocks skip the gate; every inner block here is a later block). Residual
+    when ``shortcut``.
     """
 
+    # submodule names before 2026-11, renamed when such a checkpoint is unpickled
+    LEGACY_NAMES: ClassVar[dict[str, str]] = {"ghost1": "cv1", "ghost2": "cv2"}
+
     def __init__(self, c: int, shortcut: bool = True, mid: int | None = None) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         mid = mid or c
-        self.ghost1 = GhostModuleV2(c, mid, 1, 1, act=True, attn=True)
-        self.ghost2 = GhostModuleV2(mid, c, 1, 1, act=False, attn=False)
+        self.cv1 = GhostModuleV2(c, mid, 1, 1, act=True, attn=True)
+        self.cv2 = GhostModuleV2(mid, c, 1, 1, act=False, attn=False)
         self.add = shortcut
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the bottleneck output, same shape as ``x``."""
-        y = self.ghost2(self.ghost1(x))
-        return x + y if self.add else y
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle, renaming the submodules of checkpoints written with the legacy names."""
+        modules = state.get("_modules", {})
+        state["_modules"] = type(modules)((self.LEGACY_NAMES.get(k, k), v) for k, v in modules.items())
+        super().__setstate__(state)

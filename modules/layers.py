@@ -1,6 +1,9 @@
-"""Small layers shared by the operators: channels-first LayerNorm and per-channel layer scale."""
+"""Small layers shared by the operators: channels-first LayerNorm, layer scale, patch merging and the
+downsample-then-block wrapper of the stride-1 blocks."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -79,3 +82,23 @@ def check_stride(name: str, s: int) -> int:
     if s not in (1, 2):
         raise ValueError(f"{name}: stride must be 1 or 2, got {s!r}")
     return int(s)
+
+
+class DownsampleThenBlock(nn.Module):
+    """Conv-slot form of a stride-1, channel-preserving block (ConvNeXt, Conv2Former), as their papers downsample.
+
+    When ``s == 2`` or ``c1 != c2`` the block is preceded by ``PatchMerge`` (channels-first LayerNorm + s x s
+    stride-s conv; a 1x1 projection when only the width changes), initialised like the block.
+    Output: B x c2 x ceil(H/s) x ceil(W/s).
+    """
+
+    def __init__(self, name: str, c1: int, c2: int, s: int, make_block: Callable[[int], nn.Module]) -> None:
+        super().__init__()
+        s = check_stride(name, s)
+        self.down = PatchMerge(c1, c2, s) if (s > 1 or c1 != c2) else nn.Identity()
+        trunc_normal_init(self.down)
+        self.block = make_block(c2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``block(down(x))``, B x c2 x ceil(H/s) x ceil(W/s)."""
+        return self.block(self.down(x))

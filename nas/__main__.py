@@ -2,6 +2,6 @@
 
 import sys
 
-from .search import main
+from nas.cli.search import main
 
 sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,42 +12,32 @@ import studies
 from .data.datasets import Dataset, local_dataset, synthetic_dataset
 from .data.synthetic import SyntheticSpec
 from .errors import ConfigError, UserError, read_yaml
-from .evaluate import Constraints
-from .proxy import OPTIMIZERS, TRAIN_ARGS
+from .settings import DEFAULT_SCHEDULE, OPTIMIZERS, TRAIN_ARGS, Constraints, LatencySettings
 from .space import SearchSpace, load_space
 
 STUDIES_DIR = Path(studies.__file__).parent
 SCALES = ("n", "s", "m", "l", "x")
 SAMPLERS = ("tpe", "nsga2", "random")
 DEFAULT_SAMPLER = "tpe"  # chosen by benchmarks/search_efficiency.py
-
-
-DEFAULT_SCHEDULE = {
-    "epochs": 6,
-    "imgsz": 128,
-    "batch": 16,
-    "nbs": 16,
-    "optimizer": "AdamW",
-    "lr0": 0.003,
-    "lrf": 0.1,
-    "warmup_epochs": 1.0,
-}
-LATENCY_KEYS = {"runs": int, "warmup": int, "threads": int, "half": bool}
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    """How latency is measured (see ``nas.latency``)."""
-
-    runs: int = 20
-    warmup: int = 5
-    threads: int | None = None
-    half: bool = False
+PRESET_KEYS = (
+    "description",
+    "space",
+    "scale",
+    "data",
+    "synthetic",
+    "imgsz",
+    "train",
+    "init",
+    "warm_epochs",
+    "latency",
+    "constraints",
+    "sampler",
+)
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """A validated preset: space, dataset, deployment size, proxy schedule, latency protocol, constraints."""
+    """A validated preset: space, dataset, deployment size, proxy schedule, init, latency protocol, constraints."""
 
     name: str
     path: Path
@@ -61,6 +52,18 @@ class StudyConfig:
     constraints: Constraints = field(default_factory=Constraints)
     sampler: str = DEFAULT_SAMPLER
     raw: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Key:
+    """What one key of a preset section accepts: a type, and optional inclusive bounds or allowed values."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None  # exclusive lower bound
+    choices: tuple[str, ...] | None = None
+    multiple_of: int | None = None
 
 
 def resolve_preset(name_or_path: str) -> Path:
@@ -79,33 +82,76 @@ def resolve_preset(name_or_path: str) -> Path:
     raise UserError(f"unknown study preset {name_or_path!r}: not a YAML file and not one of {names}")
 
 
-def _get(raw: dict, path: Path, key: str, kind: type, default: Any = None) -> Any:
-    """Return ``raw[key]`` (``default`` if absent or null) checked to be a ``kind``; ConfigError names the key."""
-    value = raw.get(key)
-    value = default if value is None else value
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise ConfigError(path, key, f"expected {kind.__name__}, got {value!r}")
+def _typed(value: Any, kind: type) -> bool:
+    """Return True if ``value`` is a ``kind`` (ints accepted for floats; bools only for bool)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
+
+
+def _check(path: Path, name: str, value: Any, key: Key) -> Any:
+    """Return ``value`` if it satisfies ``key``; raise ConfigError naming the file and ``name`` otherwise."""
+    if not _typed(value, key.kind):
+        raise ConfigError(path, name, f"expected {key.kind.__name__}, got {value!r}")
+    if key.choices is not None and value not in key.choices:
+        raise ConfigError(path, name, f"must be one of {', '.join(key.choices)}, got {value!r}")
+    if key.low is not None and value < key.low:
+        raise ConfigError(path, name, f"must be at least {key.low}, got {value!r}")
+    if key.high is not None and value > key.high:
+        raise ConfigError(path, name, f"must be at most {key.high}, got {value!r}")
+    if key.above is not None and value <= key.above:
+        raise ConfigError(path, name, f"must be greater than {key.above}, got {value!r}")
+    if key.multiple_of is not None and value % key.multiple_of:
+        raise ConfigError(path, name, f"must be a multiple of {key.multiple_of}, got {value!r}")
     return value
 
 
-def _synthetic(raw: Any, path: Path) -> SyntheticSpec:
+def _section(raw: Any, path: Path, section: str, keys: Mapping[str, Key]) -> dict[str, Any]:
+    """Return a preset section (a mapping) with every key known and valid; null values are left out.
+
+    Raises:
+        ConfigError: not a mapping, an unknown key, or a bad value (names ``section.key``).
+    """
     if raw is None:
-        return SyntheticSpec()
+        return {}
     if not isinstance(raw, dict):
-        raise ConfigError(path, "synthetic", "must be a mapping")
-    allowed = set(SyntheticSpec.__dataclass_fields__)
-    for key, value in raw.items():
-        if key not in allowed:
-            raise ConfigError(path, f"synthetic.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        expected = float if key == "min_visible" else int
-        if isinstance(value, bool) or not isinstance(value, (int, float) if expected is float else int) or value < 0:
-            raise ConfigError(path, f"synthetic.{key}", f"expected a non-negative {expected.__name__}, got {value!r}")
-        if key == "min_visible" and value > 1:
-            raise ConfigError(path, "synthetic.min_visible", f"is a fraction of the object, 0..1, got {value!r}")
-    spec = SyntheticSpec(**raw)
-    if spec.train_images < 1 or spec.val_images < 1 or spec.imgsz < 32 or spec.max_objects < 1:
-        raise ConfigError(path, "synthetic", "needs train_images, val_images, max_objects >= 1 and imgsz >= 32")
-    return spec
+        raise ConfigError(path, section, f"must be a mapping (keys: {', '.join(keys)})")
+    out = {}
+    for name, value in raw.items():
+        if name not in keys:
+            raise ConfigError(path, f"{section}.{name}", f"unknown key (allowed: {', '.join(keys)})")
+        if value is not None:
+            out[name] = _check(path, f"{section}.{name}", value, keys[name])
+    return out
+
+
+def _get(raw: dict, path: Path, name: str, key: Key, default: Any = None) -> Any:
+    """Return the top-level ``raw[name]`` checked against ``key``; ``default`` if absent or null."""
+    value = raw.get(name)
+    return default if value is None else _check(path, name, value, key)
+
+
+TRAIN_KEYS = {
+    **{name: Key(kind, low=0) if kind in (int, float) else Key(kind) for name, kind in TRAIN_ARGS.items()},
+    "epochs": Key(int, low=1),
+    "batch": Key(int, low=1),
+    "nbs": Key(int, low=1),
+    "imgsz": Key(int, low=32, multiple_of=32),
+    "fraction": Key(float, above=0, high=1),
+    "optimizer": Key(str, choices=OPTIMIZERS),
+}
+LATENCY_KEYS = {"runs": Key(int, low=1), "warmup": Key(int, low=1), "threads": Key(int, low=1), "half": Key(bool)}
+CONSTRAINT_KEYS = {name: Key(float, above=0) for name in ("max_gflops", "max_params", "max_latency_ms")}
+SYNTHETIC_KEYS = {
+    **{name: Key(int, low=0) for name in SyntheticSpec.__dataclass_fields__},
+    "train_images": Key(int, low=1),
+    "val_images": Key(int, low=1),
+    "max_objects": Key(int, low=1),
+    "imgsz": Key(int, low=32),
+    "min_visible": Key(float, low=0, high=1),
+}
 
 
 def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
@@ -119,133 +165,41 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "a preset must be a mapping (see README, 'Presets')")
-    allowed = {
-        "description",
-        "space",
-        "scale",
-        "data",
-        "synthetic",
-        "imgsz",
-        "train",
-        "init",
-        "warm_epochs",
-        "latency",
-        "constraints",
-        "sampler",
-    }
     for key in raw:
-        if key not in allowed:
-            raise ConfigError(path, str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    space_name = _get(raw, path, "space", str)
+        if key not in PRESET_KEYS:
+            raise ConfigError(path, str(key), f"unknown key (allowed: {', '.join(sorted(PRESET_KEYS))})")
+    space_name = _get(raw, path, "space", Key(str))
     if not space_name:
         raise ConfigError(path, "space", "required: a search space name or path")
-    scale = _get(raw, path, "scale", str)
-    if scale is not None and scale not in SCALES:
-        raise ConfigError(path, "scale", f"must be one of {', '.join(SCALES)}")
-    imgsz = _get(raw, path, "imgsz", int, 640)
-    if imgsz < 32 or imgsz % 32:
-        raise ConfigError(path, "imgsz", f"deployment image size must be a positive multiple of 32, got {imgsz}")
+    scale = _get(raw, path, "scale", Key(str, choices=SCALES))
+    imgsz = _get(raw, path, "imgsz", Key(int, low=32, multiple_of=32), 640)
     space = load_space(space_name, scale, relative_to=path.parent)
-    data_key = data or _get(raw, path, "data", str, "synthetic")
+    data_key = data or _get(raw, path, "data", Key(str), "synthetic")
     if data_key == "synthetic":
-        dataset = synthetic_dataset(_synthetic(raw.get("synthetic"), path))
+        dataset = synthetic_dataset(SyntheticSpec(**_section(raw.get("synthetic"), path, "synthetic", SYNTHETIC_KEYS)))
     else:
         try:
             dataset = local_dataset(Path(data_key) if data else path.parent / data_key)
         except UserError as e:
             raise (e if data else ConfigError(path, "data", str(e))) from e
-    init = _get(raw, path, "init", str, "scratch")
-    if init not in ("scratch", "warm"):
-        raise ConfigError(path, "init", f"must be 'scratch' or 'warm', got {init!r}")
-    schedule = _schedule(raw.get("train"), path)
-    warm_epochs = _get(raw, path, "warm_epochs", int, 4 * schedule["epochs"] if init == "warm" else 0)
-    if init == "warm" and warm_epochs < 1:
-        raise ConfigError(path, "warm_epochs", f"must be >= 1 with init: warm, got {warm_epochs}")
+    init = _get(raw, path, "init", Key(str, choices=("scratch", "warm")), "scratch")
+    schedule = {**DEFAULT_SCHEDULE, **_section(raw.get("train"), path, "train", TRAIN_KEYS)}
     if init == "scratch" and raw.get("warm_epochs") is not None:
         raise ConfigError(path, "warm_epochs", "only applies with init: warm")
-    sampler = _get(raw, path, "sampler", str, DEFAULT_SAMPLER)
-    if sampler not in SAMPLERS:
-        raise ConfigError(path, "sampler", f"must be one of {', '.join(SAMPLERS)}")
+    warm_default = 4 * schedule["epochs"] if init == "warm" else 0
+    warm_epochs = _get(raw, path, "warm_epochs", Key(int, low=1), warm_default)
     return StudyConfig(
         name=path.stem,
-        sampler=sampler,
         path=path,
-        description=_get(raw, path, "description", str, ""),
+        description=_get(raw, path, "description", Key(str), ""),
         space=space,
         dataset=dataset,
         imgsz=imgsz,
         schedule=schedule,
         init=init,
         warm_epochs=warm_epochs,
-        latency=_latency(raw.get("latency"), path),
-        constraints=_constraints(raw.get("constraints"), path),
+        latency=LatencySettings(**_section(raw.get("latency"), path, "latency", LATENCY_KEYS)),
+        constraints=Constraints(**_section(raw.get("constraints"), path, "constraints", CONSTRAINT_KEYS)),
+        sampler=_get(raw, path, "sampler", Key(str, choices=SAMPLERS), DEFAULT_SAMPLER),
         raw=raw,
     )
-
-
-def _typed(value: Any, kind: type) -> bool:
-    """Return True if ``value`` is a ``kind`` (ints accepted for floats; bools only for bool)."""
-    if kind is bool:
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
-
-
-def _schedule(raw: Any, path: Path) -> dict[str, Any]:
-    """Validate the ``train:`` section (Ultralytics train arguments) and return the full schedule."""
-    if raw is None:
-        return dict(DEFAULT_SCHEDULE)
-    if not isinstance(raw, dict):
-        raise ConfigError(path, "train", "must be a mapping of Ultralytics train arguments")
-    for key, value in raw.items():
-        kind = TRAIN_ARGS.get(key)
-        if kind is None:
-            raise ConfigError(path, f"train.{key}", f"not a proxy-schedule argument (allowed: {', '.join(TRAIN_ARGS)})")
-        if not _typed(value, kind):
-            raise ConfigError(path, f"train.{key}", f"expected {kind.__name__}, got {value!r}")
-        if kind in (int, float) and value < 0:
-            raise ConfigError(path, f"train.{key}", f"must not be negative, got {value!r}")
-    schedule = {**DEFAULT_SCHEDULE, **raw}
-    if schedule["epochs"] < 1:
-        raise ConfigError(path, "train.epochs", "must be at least 1")
-    if schedule["imgsz"] < 32 or schedule["imgsz"] % 32:
-        raise ConfigError(path, "train.imgsz", "must be a positive multiple of 32")
-    if schedule["batch"] < 1:
-        raise ConfigError(path, "train.batch", "must be at least 1")
-    if schedule.get("nbs", 64) < 1:
-        raise ConfigError(path, "train.nbs", "must be at least 1")
-    if not 0 < float(schedule.get("fraction", 1.0)) <= 1:
-        raise ConfigError(path, "train.fraction", "must be in (0, 1]")
-    if schedule["optimizer"] not in OPTIMIZERS:
-        raise ConfigError(path, "train.optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
-    return schedule
-
-
-def _latency(raw: Any, path: Path) -> LatencySettings:
-    """Validate the ``latency:`` section."""
-    if raw is None:
-        return LatencySettings()
-    if not isinstance(raw, dict):
-        raise ConfigError(path, "latency", "must be a mapping (runs, warmup, threads, half)")
-    for key, value in raw.items():
-        kind = LATENCY_KEYS.get(key)
-        if kind is None:
-            raise ConfigError(path, f"latency.{key}", f"unknown key (allowed: {', '.join(LATENCY_KEYS)})")
-        if not _typed(value, kind) or (kind is int and value < 1):
-            raise ConfigError(path, f"latency.{key}", f"expected a positive {kind.__name__}, got {value!r}")
-    return LatencySettings(**raw)
-
-
-def _constraints(raw: Any, path: Path) -> Constraints:
-    """Validate the ``constraints:`` section (max_gflops, max_params, max_latency_ms)."""
-    if raw is None:
-        return Constraints()
-    if not isinstance(raw, dict):
-        raise ConfigError(path, "constraints", "must be a mapping (max_gflops, max_params, max_latency_ms)")
-    for key, value in raw.items():
-        if key not in Constraints.__dataclass_fields__:
-            raise ConfigError(path, f"constraints.{key}", "unknown constraint (max_gflops, max_params, max_latency_ms)")
-        if value is not None and (not _typed(value, float) or value <= 0):
-            raise ConfigError(path, f"constraints.{key}", f"expected a positive number, got {value!r}")
-    return Constraints(**raw)

@@ -1,17 +1,12 @@
-"""User-facing errors and the CLI convention: one ``error: ...`` line on stderr, exit status 2."""
+"""User-facing errors (shown by the CLIs as one ``error: ...`` line, exit status 2) and the YAML reader that
+turns a file's problems into them."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable, Sequence
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
-
-EXIT_USAGE = 2
 
 
 class UserError(Exception):
@@ -36,28 +31,6 @@ def yaml_problem(e: Exception) -> str:
     mark = getattr(e, "problem_mark", None)
     problem = getattr(e, "problem", None) or str(e)
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else one_line(problem)
-
-
-def cli(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
-    """Wrap a CLI ``main(argv) -> int`` so a ``UserError`` prints one ``error:`` line and returns 2."""
-
-    @wraps(main)
-    def wrapper(argv: Sequence[str] | None = None) -> int:
-        try:
-            return main(argv)
-        except UserError as e:
-            print(f"error: {one_line(str(e))}", file=sys.stderr)
-            return EXIT_USAGE
-
-    return wrapper
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports bad flags as a ``UserError`` (one ``error:`` line, exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        """Raise instead of printing usage and exiting."""
-        raise UserError(message)
 
 
 def read_yaml(path: Path) -> Any:

@@ -21,16 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import search_spaces
-from modules import BLOCK_SLOT, CONV2FORMER_KERNELS, CONV_SLOT
+from modules.slots import SLOTS, STOCK_SLOT
+from modules.table import KERNEL, extra_args, slot_choices
 
+from ..errors import ConfigError, UserError, read_yaml
 from . import base_models
 from .architecture import Architecture, Choice
-from .errors import ConfigError, UserError, read_yaml
 
 SPACES_DIR = Path(search_spaces.__file__).parent
-STOCK = {"conv": "Conv", "block": "C3k2"}
-CHOICES = {"conv": ("Conv", *CONV_SLOT), "block": ("C3k2", *BLOCK_SLOT)}
-KERNEL_CHOICES = frozenset({"Conv2Former", "C3k2_Conv2Former"})
+
+
+def takes_kernel(op: str) -> bool:
+    """Return True if operator ``op`` takes the kernel extra argument (a point's ``kernels:`` apply to it)."""
+    return KERNEL in extra_args(op)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class InsertionPoint:
         """Return every distinct (operator, kernel) this point can take, in declaration order."""
         out: list[Choice] = []
         for op in self.choices:
-            out.extend(Choice(op, k) for k in self.kernels) if op in KERNEL_CHOICES else out.append(Choice(op))
+            out.extend(Choice(op, k) for k in self.kernels) if takes_kernel(op) else out.append(Choice(op))
         return out
 
 
@@ -94,7 +97,7 @@ class SearchSpace:
                 raise UserError(f"space {self.name}: point {name!r} does not allow {choice}")
             resolved[name] = choice
         for p in self.points:
-            resolved.setdefault(p.name, Choice(STOCK[p.kind]))
+            resolved.setdefault(p.name, Choice(SLOTS[p.kind].stock))
         return Architecture(self, tuple(sorted(resolved.items())))
 
     def stock(self) -> Architecture:
@@ -107,7 +110,7 @@ class SearchSpace:
         choices = {}
         for p in self.points:
             op = trial.suggest_categorical(p.name, list(p.choices))
-            kernel = trial.suggest_categorical(f"{p.name}.kernel", list(p.kernels)) if op in KERNEL_CHOICES else None
+            kernel = trial.suggest_categorical(f"{p.name}.kernel", list(p.kernels)) if takes_kernel(op) else None
             choices[p.name] = Choice(op, kernel)
         return self.architecture(choices)
 
@@ -181,21 +184,6 @@ def load_space(name_or_path: str, scale: str | None = None, relative_to: Path | 
     return SearchSpace(path.stem, path, str(base_path), base, scale, tuple(points))
 
 
-def _unsupported_row(kind: str, args: list) -> str | None:
-    """Return why the operators cannot replace a base row with these args, or None if they can."""
-    if kind == "conv":
-        if len(args) > 3:
-            return "has Conv arguments beyond [c2, k, s] (padding/groups/dilation), which the operators do not take"
-        if len(args) > 2 and args[2] not in (1, 2):
-            return "has a stride other than 1 or 2"
-    else:
-        if len(args) > 3 and args[3]:
-            return "uses C3k2's attention variant (attn=True), which the block operators do not replace"
-        if len(args) > 4 and args[4] != 1:
-            return "uses grouped convs (g != 1), which the block operators do not support"
-    return None
-
-
 def _point(path: Path, index: int, raw: Any, rows: list, base_name: str) -> InsertionPoint:
     """Validate one point entry and return it. Raises ConfigError naming the point."""
     if not isinstance(raw, dict):
@@ -220,13 +208,13 @@ def _point(path: Path, index: int, raw: Any, rows: list, base_name: str) -> Inse
         if not 0 <= layer < len(rows):
             raise ConfigError(path, key, f"layer {layer} is out of range ({base_name} has layers 0..{len(rows) - 1})")
         module = rows[layer][2]
-        kind = {"Conv": "conv", "C3k2": "block"}.get(module)
-        if kind is None:
+        slot = STOCK_SLOT.get(module)
+        if slot is None:
             raise ConfigError(path, key, f"layer {layer} is a {module}; insertion points must be Conv or C3k2 layers")
-        problem = _unsupported_row(kind, rows[layer][3])
+        problem = slot.unsupported(rows[layer][3])
         if problem:
             raise ConfigError(path, key, f"layer {layer} ({module} {rows[layer][3]}) {problem}")
-        kinds.add(kind)
+        kinds.add(slot.kind)
     if len(kinds) > 1:
         raise ConfigError(path, key, "tied layers must all be Conv or all be C3k2")
     if len(set(layers)) != len(layers):
@@ -236,16 +224,16 @@ def _point(path: Path, index: int, raw: Any, rows: list, base_name: str) -> Inse
     if not isinstance(choices, list) or not choices:
         raise ConfigError(path, key, "choices must be a non-empty list")
     for c in choices:
-        if c not in CHOICES[kind]:
-            allowed = ", ".join(CHOICES[kind])
-            raise ConfigError(path, key, f"unknown choice {c!r} for a {STOCK[kind]} layer (allowed: {allowed})")
+        if c not in slot_choices(kind):
+            allowed = ", ".join(slot_choices(kind))
+            raise ConfigError(path, key, f"unknown choice {c!r} for a {SLOTS[kind].stock} layer (allowed: {allowed})")
     if len(set(choices)) != len(choices):
         raise ConfigError(path, key, "a choice is listed twice")
-    kernels = raw.get("kernels", list(CONV2FORMER_KERNELS))
+    kernels = raw.get("kernels", list(KERNEL.choices))
     if not isinstance(kernels, list) or not kernels:
         raise ConfigError(path, key, "kernels must be a non-empty list of odd sizes from 5 to 21")
     for k in kernels:
-        if isinstance(k, bool) or not isinstance(k, int) or k not in CONV2FORMER_KERNELS:
+        if isinstance(k, bool) or not isinstance(k, int) or k not in KERNEL.choices:
             raise ConfigError(path, key, f"kernel {k!r} is invalid: kernels must be odd integers from 5 to 21")
     if len(set(kernels)) != len(kernels):
         raise ConfigError(path, key, "a kernel is listed twice")

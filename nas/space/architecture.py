@@ -10,19 +10,10 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from modules.table import OPERATORS, is_stock, short_name
+
 if TYPE_CHECKING:
     from .space import SearchSpace
-
-C3K2_DEFAULTS = [False, 0.5, False, 1, True]  # C3k2 args after c2: c3k, e, attn, g, shortcut (Ultralytics 8.4)
-SHORT_NAMES = {
-    "Conv": "Conv",
-    "C3k2": "C3k2",
-    "DynamicConv": "Dyn",
-    "GhostV2": "Ghost",
-    "ACmix": "ACmix",
-    "Conv2Former": "C2F",
-    "ConvNeXt": "CNX",
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -37,8 +28,7 @@ class Choice:
 
     def short(self) -> str:
         """Return a compact label, e.g. ``Ghost`` or ``C2F13``."""
-        base = self.op.removeprefix("C3k2_")
-        label = SHORT_NAMES.get(base, base)
+        label = short_name(self.op)
         return f"{label}{self.kernel}" if self.kernel else label
 
 
@@ -61,11 +51,11 @@ class Architecture:
 
     def operators(self) -> list[str]:
         """Return the sorted distinct non-stock operator names used."""
-        return sorted({c.op for _, c in self.choices if c.op not in ("Conv", "C3k2")})
+        return sorted({c.op for _, c in self.choices if not is_stock(c.op)})
 
     def summary(self) -> str:
         """Return a one-line summary naming only the replaced points, e.g. ``L1=Ghost L5=C2F13``; ``stock`` if none."""
-        parts = [f"{p}={c.short()}" for p, c in self.choices if c.op not in ("Conv", "C3k2")]
+        parts = [f"{p}={c.short()}" for p, c in self.choices if not is_stock(c.op)]
         return " ".join(parts) or "stock"
 
     def model_dict(self, nc: int) -> dict:
@@ -76,14 +66,13 @@ class Architecture:
         by_name = dict(self.choices)
         for point in self.space.points:
             choice = by_name[point.name]
+            op = OPERATORS.get(choice.op)
             for layer in point.layers:
                 row = rows[layer]
                 row[2] = choice.op
-                if choice.op == "Conv2Former":
-                    row[3] = [*row[3][:3], choice.kernel]
-                elif choice.op == "C3k2_Conv2Former":
-                    args = list(row[3][:6])
-                    row[3] = [*args, *C3K2_DEFAULTS[len(args) - 1 :], choice.kernel]
+                if op is not None and op.extra:  # extra args follow the slot's own, padded with their defaults
+                    extra = {"kernel": choice.kernel}
+                    row[3] = [*op.slot.full_args(row[3]), *(extra.get(a.name, a.default) for a in op.extra)]
         return d
 
     def to_yaml(self, nc: int) -> str:

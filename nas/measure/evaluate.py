@@ -11,57 +11,25 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from .architecture import Architecture
+from ..config import StudyConfig
+from ..errors import UserError
+from ..space import Architecture
 from .cost import Cost, build_model, model_cost
-from .errors import UserError
 from .latency import Latency, measure_latency
 from .proxy import ProxyResult, remove_run, train_proxy
 
 
 @dataclass(frozen=True)
-class Constraints:
-    """Upper bounds checked before training; None means unbounded."""
+class Runtime:
+    """Where and how this process evaluates, beyond the preset: device, run folders, initial weights."""
 
-    max_gflops: float | None = None
-    max_params: int | None = None
-    max_latency_ms: float | None = None
-
-    def violations(self, cost: Cost, latency: Latency) -> dict[str, float]:
-        """Return {constraint: (value - bound) / bound} for the bounds set: > 0 violated, <= 0 satisfied.
-
-        Relative, so that samplers summing violations weigh params, GFLOPs and milliseconds alike.
-        """
-        measured = {"max_gflops": cost.gflops, "max_params": float(cost.params), "max_latency_ms": latency.median_ms}
-        return {
-            name: (measured[name] - bound) / bound
-            for name, bound in (
-                ("max_gflops", self.max_gflops),
-                ("max_params", self.max_params),
-                ("max_latency_ms", self.max_latency_ms),
-            )
-            if bound is not None
-        }
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How candidates are evaluated: deployment size, latency protocol, proxy schedule and where to train."""
-
-    imgsz: int
-    schedule: dict[str, Any]
     device: str = "cpu"
-    half: bool = False
-    latency_runs: int = 20
-    latency_warmup: int = 5
-    latency_threads: int | None = None
-    constraints: Constraints = field(default_factory=Constraints)
     run_root: Path = Path("nas_runs")
     keep_runs: bool = False
-    weights: Path | None = None
+    weights: Path | None = None  # a checkpoint whose matching tensors every candidate inherits
 
 
 @dataclass
@@ -81,10 +49,9 @@ class Evaluation:
         return self.error is None and all(v <= 0 for v in self.violations.values())
 
 
-def evaluate(
-    arch: Architecture, nc: int, data_yaml: Path | None, settings: EvalSettings, seed: int, run_name: str
-) -> Evaluation:
-    """Evaluate ``arch``: build, cost, latency, then proxy training unless a constraint is violated.
+def evaluate(arch: Architecture, cfg: StudyConfig, runtime: Runtime, seed: int, run_name: str) -> Evaluation:
+    """Evaluate ``arch`` as preset ``cfg`` says: build, cost, latency, then proxy training unless a constraint of
+    ``cfg`` is violated. Training runs under ``runtime.run_root / run_name`` with ``seed``.
 
     Never raises for a failing candidate (a model that does not build, a shape error, out of memory, NaN loss):
     the reason is in ``Evaluation.error``. Other ``UserError``s (bad input) and ``KeyboardInterrupt`` propagate.
@@ -93,39 +60,32 @@ def evaluate(
     stage = "build"
     try:
         t = time.perf_counter()
+        nc = cfg.dataset.nc
         model = build_model(arch.model_dict(nc))
         ev.phases["build_s"] = time.perf_counter() - t
         stage = "cost"
         t = time.perf_counter()
-        ev.cost = model_cost(model, settings.imgsz)
+        ev.cost = model_cost(model, cfg.imgsz)
         ev.phases["cost_s"] = time.perf_counter() - t
         stage = "latency"
         t = time.perf_counter()
-        ev.latency = measure_latency(
-            model,
-            settings.imgsz,
-            settings.device,
-            settings.half,
-            settings.latency_runs,
-            settings.latency_warmup,
-            settings.latency_threads,
-        )
+        ev.latency = measure_latency(model, cfg.imgsz, runtime.device, cfg.latency)
         ev.phases["latency_s"] = time.perf_counter() - t
         del model
-        ev.violations = settings.constraints.violations(ev.cost, ev.latency)
+        ev.violations = cfg.constraints.violations(ev.cost.gflops, ev.cost.params, ev.latency.median_ms)
         if not ev.feasible:
             return ev
         stage = "train"
-        run_dir = settings.run_root / run_name
-        model_yaml = settings.run_root / f"{run_name}.yaml"
+        run_dir = runtime.run_root / run_name
+        model_yaml = runtime.run_root / f"{run_name}.yaml"
         model_yaml.parent.mkdir(parents=True, exist_ok=True)
         model_yaml.write_text(arch.to_yaml(nc))
         try:
             ev.proxy = train_proxy(
-                model_yaml, data_yaml, settings.schedule, run_dir, settings.device, seed, settings.weights
+                model_yaml, cfg.dataset.data_yaml(), cfg.schedule, run_dir, runtime.device, seed, runtime.weights
             )
         finally:
-            if not settings.keep_runs:
+            if not runtime.keep_runs:
                 remove_run(run_dir)
                 model_yaml.unlink(missing_ok=True)
         ev.phases["train_setup_s"] = ev.proxy.setup_s

@@ -17,8 +17,8 @@ from ultralytics.nn.tasks import DetectionModel
 
 from modules.flops import RULES, count_macs
 
-from .architecture import Architecture
-from .errors import UserError
+from ..errors import UserError
+from ..space import Architecture
 
 
 @dataclass(frozen=True)

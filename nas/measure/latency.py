@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..settings import LatencySettings
+from .device import device_name
+
 MIN_RUNS = {"cuda": 50, "cpu": 20}
 
 
@@ -38,23 +41,6 @@ class Latency:
         return asdict(self)
 
 
-def device_name(device: str | torch.device) -> str:
-    """Return a human name of ``device``: the GPU model, or the CPU model from /proc/cpuinfo."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
 def quartiles(samples: list[float]) -> tuple[float, float, float]:
     """Return the first quartile, median and third quartile of ``samples`` (inclusive method)."""
     q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
@@ -62,21 +48,17 @@ def quartiles(samples: list[float]) -> tuple[float, float, float]:
 
 
 def measure_latency(
-    model: nn.Module,
-    imgsz: int,
-    device: str | torch.device = "cpu",
-    half: bool = False,
-    runs: int | None = None,
-    warmup: int = 10,
-    threads: int | None = None,
+    model: nn.Module, imgsz: int, device: str | torch.device = "cpu", settings: LatencySettings | None = None
 ) -> Latency:
     """Return the batch-1 latency of a fused copy of ``model`` at ``imgsz`` x ``imgsz`` on ``device``.
 
-    ``runs`` is raised to the minimum for the device (50 CUDA, 20 CPU). ``half`` applies on CUDA only.
-    ``threads`` sets torch's CPU threads for the measurement (restored afterwards); default: unchanged.
+    ``settings.runs`` is raised to the minimum for the device (50 CUDA, 20 CPU); ``settings.half`` applies on CUDA
+    only; ``settings.threads`` sets torch's CPU threads for the measurement (restored afterwards).
     """
     device = torch.device(device)
-    runs = max(runs or 0, MIN_RUNS.get(device.type, 20))
+    settings = settings or LatencySettings()
+    runs = max(settings.runs, MIN_RUNS.get(device.type, 20))
+    warmup, threads, half = settings.warmup, settings.threads, settings.half
     m = copy.deepcopy(model)
     if hasattr(m, "fuse"):
         m = m.fuse(verbose=False) if "verbose" in m.fuse.__code__.co_varnames else m.fuse()

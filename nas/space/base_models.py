@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ultralytics import __file__ as _ultralytics_init
 
-from .errors import UserError, read_yaml
+from ..errors import UserError, read_yaml
 
 MODELS_DIR = Path(_ultralytics_init).parent / "cfg" / "models"
 SCALE_IN_NAME = re.compile(r"^(yolo(?:e-)?v?\d+)([nslmx])(.*)$")

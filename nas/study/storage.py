@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -26,7 +27,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
-from .errors import UserError
+from ..errors import UserError
 
 HEARTBEAT_INTERVAL_S = 30
 GRACE_PERIOD_S = 120
@@ -34,9 +35,17 @@ MAX_RETRIES = 2  # a trial that kills its worker three times is left failed
 JOURNAL_PREFIX = "journal:///"
 SQLITE_PREFIX = "sqlite:///"
 
-# ask() warns that heartbeats are meant for Study.optimize; this module sends them itself (Heartbeat below)
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-warnings.filterwarnings("ignore", category=ExperimentalWarning)  # heartbeats and their retry callback
+
+
+@contextlib.contextmanager
+def expected_optuna_warnings() -> Iterator[None]:
+    """Silence the warnings Optuna gives for what this module does on purpose: heartbeats and their retry
+    callback are experimental, and ``ask()`` warns that heartbeats are meant for ``Study.optimize`` (the search
+    loop uses ask/tell and sends its own, see ``Heartbeat``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        warnings.filterwarnings("ignore", category=ExperimentalWarning)
+        yield
 
 
 @dataclass
@@ -47,6 +56,11 @@ class Storage:
     backend: optuna.storages.BaseStorage
     exclusive: bool = False
     _lock: IO[bytes] | None = field(default=None, repr=False)
+
+    def trial_id(self, study: optuna.Study, number: int) -> int:
+        """Return the storage's id of trial ``number`` of ``study`` (what heartbeats and state updates address)."""
+        study_id = self.backend.get_study_id_from_name(study.study_name)
+        return self.backend.get_trial_id_from_study_id_trial_number(study_id, number)
 
     @property
     def heartbeats(self) -> bool:
@@ -96,13 +110,14 @@ def open_storage(url: str, worker: bool) -> Storage:
         if url.startswith("sqlite:"):
             return Storage(url, RDBStorage(url))
         if worker:
-            backend = RDBStorage(
-                url,
-                engine_kwargs={"pool_pre_ping": True},
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=GRACE_PERIOD_S,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
-            )
+            with expected_optuna_warnings():
+                backend = RDBStorage(
+                    url,
+                    engine_kwargs={"pool_pre_ping": True},
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=GRACE_PERIOD_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+                )
         else:
             backend = RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         return Storage(url, backend)
@@ -141,19 +156,22 @@ def recover_dead_trials(study: optuna.Study, storage: Storage, all_running: bool
         backend = storage.backend
         failed = []
         for t in study.get_trials(deepcopy=True, states=(TrialState.RUNNING,)):
+            trial_id = storage.trial_id(study, t.number)
             try:
-                backend.set_trial_user_attr(t._trial_id, "fail_reason", "its worker died (stale RUNNING trial)")
-                backend.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+                backend.set_trial_user_attr(trial_id, "fail_reason", "its worker died (stale RUNNING trial)")
+                backend.set_trial_state_values(trial_id, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # finished meanwhile
             # queue it again from its state before the failure, so the retry does not inherit the fail_reason
-            RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, t)
+            with expected_optuna_warnings():
+                RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, t)
             failed.append(t.number)
         return failed
     if not storage.heartbeats:
         return []
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    optuna.storages.fail_stale_trials(study)
+    with expected_optuna_warnings():
+        optuna.storages.fail_stale_trials(study)
     after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
     return sorted(before & after)
 

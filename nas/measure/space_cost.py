@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .architecture import Architecture, Choice
+from ..space import Architecture, Choice, SearchSpace
 from .cost import Cost, architecture_cost, build_model, layer_costs, model_cost
-from .space import SearchSpace
 
 
 @dataclass(frozen=True)

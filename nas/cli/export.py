@@ -1,0 +1,96 @@
+"""``python -m nas.export``: write a chosen trial's model YAML (the one it trained), or list the Pareto set."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+
+from ..errors import UserError
+from ..objectives import GFLOPS, LATENCY, MAP, PICKS, pareto_front, pick, value, values_of, within
+from ..study import DEFAULT_STORAGE, completed, load_study
+from . import ArgumentParser, cli, log
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``nas.export``."""
+    p = ArgumentParser(prog="python -m nas.export", description=__doc__)
+    p.add_argument("--study", required=True, help="study name in the storage (the preset name by default)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
+    p.add_argument("--out", help="where to write the model YAML")
+    p.add_argument("--trial", type=int, help="export this trial number")
+    p.add_argument("--pick", choices=PICKS, default="knee", help="which Pareto trial to export (default: knee)")
+    p.add_argument("--max-gflops", type=float, help="only consider Pareto trials at or under this many GFLOPs")
+    p.add_argument("--max-latency-ms", type=float, help="only consider Pareto trials at or under this latency")
+    p.add_argument("--list", action="store_true", help="print the Pareto set as a table and exit")
+    return p
+
+
+def table(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """Return the trials as a text table: number, the three objectives, params, key and summary."""
+    lines = [f"{'trial':>5}  {MAP:>8}  {GFLOPS:>7}  {LATENCY:>10}  {'params':>10}  {'key':<12}  architecture"]
+    for t in sorted(trials, key=lambda t: (-value(t, MAP), t.number)):
+        a, v = t.user_attrs, values_of(t)
+        lines.append(
+            f"{t.number:>5}  {v[MAP]:>8.4f}  {v[GFLOPS]:>7.3f}  {v[LATENCY]:>10.2f}  "
+            f"{a.get('params', 0):>10,}  {a.get('key', ''):<12}  {a.get('summary', '')}"
+        )
+    return "\n".join(lines)
+
+
+def header(study: optuna.Study, trial: optuna.trial.FrozenTrial, out: Path) -> str:
+    """Return the comment block that starts an exported YAML."""
+    a, v = trial.user_attrs, values_of(trial)
+    lat_info = a.get("latency", {})
+    where = f"{lat_info.get('device_name', a.get('device'))} ({lat_info.get('dtype', '')})"
+    return "\n".join(
+        [
+            f"# exported by nas.export from study {study.study_name!r}, trial {trial.number}",
+            f"# {MAP} {v[MAP]:.4f} (proxy, train imgsz {a.get('train_imgsz')}) | {v[GFLOPS]:.4f} GFLOPs | "
+            f"{v[LATENCY]:.2f} ms "
+            f"latency at {a.get('imgsz')} px on {where}",
+            f"# params {a.get('params', 0):,} | architecture {a.get('key')}: {a.get('summary')}",
+            f"# operators: {', '.join(a.get('operators', [])) or 'none (stock model)'}",
+            "# train it in full:",
+            f"#   python -c \"import modules; from ultralytics import YOLO; YOLO('{out.name}').train(data='data.yaml', "
+            'epochs=300)"',
+            "",
+        ]
+    )
+
+
+@cli
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nas.export``; return the exit status (0 ok, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    study = load_study(args.storage, args.study)
+    front = pareto_front(study)
+    if args.list:
+        if not front:
+            raise UserError(f"study {args.study!r} has no complete, trained trial yet")
+        print(table(front))
+        return 0
+    if not args.out:
+        raise UserError("--out is required (or use --list)")
+    if args.trial is not None:
+        trial = next((t for t in completed(study) if t.number == args.trial), None)
+        if trial is None:
+            raise UserError(f"study {args.study!r} has no complete trial {args.trial}")
+    else:
+        candidates = within(front, args.max_gflops, args.max_latency_ms)
+        if not front:
+            raise UserError(f"study {args.study!r} has no complete, trained trial yet")
+        if not candidates:
+            raise UserError("no Pareto trial satisfies --max-gflops/--max-latency-ms")
+        trial = pick(candidates, args.pick)
+    out = Path(args.out)
+    text = header(study, trial, out) + trial.user_attrs["model_yaml"]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from e
+    log(f"wrote {out}: trial {trial.number} ({trial.user_attrs.get('summary')})")
+    return 0

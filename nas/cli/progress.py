@@ -1,0 +1,46 @@
+"""The console during a search: one line per finished trial with a bar over trials and an ETA."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Mapping
+
+from ..objectives import GFLOPS, LATENCY, MAP
+from ..study import TrialReport
+
+
+def format_values(values: Mapping[str, float] | None) -> str:
+    """Return 'mAP50-95 0.123 |   6.51 GFLOPs |    12.3 ms' (or '-' for a failed trial)."""
+    if values is None:
+        return "-"
+    return f"{MAP} {values[MAP]:.3f} | {values[GFLOPS]:6.2f} GFLOPs | {values[LATENCY]:7.1f} ms"
+
+
+def eta(seconds_per_trial: float, remaining: int) -> str:
+    """Return an h:mm:ss estimate for ``remaining`` trials."""
+    s = int(max(0.0, seconds_per_trial * remaining))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """``on_trial`` callback: one stderr line per finished trial with a bar over trials and an ETA."""
+
+    def __init__(self, width: int = 24) -> None:
+        self.started = time.perf_counter()
+        self.finished = 0
+        self.width = width
+
+    def __call__(self, r: TrialReport, done: int, total: int) -> None:
+        """Print the line for trial ``r``; ``done`` of ``total`` complete trials exist now."""
+        self.finished += 1
+        per_trial = (time.perf_counter() - self.started) / self.finished
+        filled = math.floor(self.width * min(done, total) / max(total, 1))
+        bar = "#" * filled + "." * (self.width - filled)
+        print(
+            f"[{bar}] {done}/{total} ETA {eta(per_trial, total - done)} | #{r.number:<4} {r.summary[:60]:<60} | "
+            f"{format_values(r.values)} | {r.seconds:6.1f}s | front {r.front} | {r.status}",
+            file=sys.stderr,
+            flush=True,
+        )

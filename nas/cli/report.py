@@ -1,0 +1,35 @@
+"""``python -m nas.report``: a self-contained HTML report of a study, and the same figures for optuna-dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import UserError
+from ..report import figures, save_to_dashboard, trained, write_html
+from ..study import DEFAULT_STORAGE, load_study
+from . import ArgumentParser, cli, log
+
+
+@cli
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nas.report``; return the exit status (0 ok, 2 bad input)."""
+    p = ArgumentParser(prog="python -m nas.report", description=__doc__)
+    p.add_argument("--study", required=True, help="study name in the storage")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
+    p.add_argument("--out", default="report", help="output folder for index.html (default: report/)")
+    args = p.parse_args(argv)
+    study = load_study(args.storage, args.study)
+    if not trained(study):
+        raise UserError(f"study {args.study!r} has no complete, trained trial yet")
+    figs = figures(study)
+    try:
+        path = write_html(study, figs, Path(args.out))
+    except OSError as e:
+        raise UserError(f"cannot write the report to {args.out}: {e.strerror or e}") from e
+    try:
+        save_to_dashboard(study, figs)
+    except Exception as e:  # the HTML is written; a storage that refuses the figures must not look like a crash
+        raise UserError(f"wrote {path}, but could not save the figures into the study: {e}") from e
+    log(f"wrote {path}; figures saved to the study for optuna-dashboard")
+    return 0

@@ -1,0 +1,85 @@
+"""What a trial and a run record beside the objective values: the architecture, its model YAML, conditions,
+versions, phases; and what of the run joins the study's fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ..config import StudyConfig
+from ..measure import Evaluation, Runtime, device_name
+from ..space import Architecture
+
+
+def versions() -> dict[str, str | None]:
+    """Return the versions of the packages whose behaviour affects a trial's numbers."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "ultralytics", "ultralytics-thop", "optuna"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def trial_attrs(arch: Architecture, cfg: StudyConfig, runtime: Runtime, ev: Evaluation) -> dict[str, Any]:
+    """Return the user attributes of an evaluated trial (the objective values themselves are the trial's values).
+
+    ``model_yaml`` is the one YAML the trial trained; export writes it unchanged.
+    """
+    attrs: dict[str, Any] = {
+        "key": arch.key,
+        "summary": arch.summary(),
+        "architecture": arch.as_dict(),
+        "operators": arch.operators(),
+        "model_yaml": arch.to_yaml(cfg.dataset.nc),
+        "imgsz": cfg.imgsz,
+        "train_imgsz": cfg.schedule["imgsz"],
+        "device": runtime.device,
+        "versions": versions(),
+        "trained": ev.proxy is not None,
+        "feasible": ev.feasible,
+        "init_weights": str(runtime.weights) if runtime.weights else None,
+        "phases": {k: round(v, 4) for k, v in ev.phases.items()},
+    }
+    if ev.cost:
+        attrs["params"] = ev.cost.params
+    if ev.latency:
+        attrs["latency"] = ev.latency.as_dict()  # the conditions; the median is the latency_ms objective
+    if ev.proxy:
+        attrs.update(map50=ev.proxy.map50, epochs=ev.proxy.epochs)
+    if ev.violations:
+        attrs["violations"] = ev.violations
+    if ev.error:
+        attrs["fail_reason"] = ev.error
+    return attrs
+
+
+def set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """Store ``attrs`` as the trial's user attributes."""
+    for k, v in attrs.items():
+        trial.set_user_attr(k, v)
+
+
+def file_digest(path: Path) -> str:
+    """Return the first 16 hex digits of the SHA-256 of a file."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def runtime_record(cfg: StudyConfig, device: str, weights: Path | None) -> dict[str, Any]:
+    """Return what of the run joins the study fingerprint: device name, initial weights' digest, init."""
+    return {
+        "device": device_name(device),
+        "weights": file_digest(weights) if weights else None,
+        "init": cfg.init,
+        "warm_epochs": cfg.warm_epochs,
+    }

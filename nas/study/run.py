@@ -1,0 +1,81 @@
+"""``run_study``: the library entry point that opens or resumes a study and runs it to its trial total."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from ..config import StudyConfig
+from ..measure import Runtime, warm_start_weights
+from ..objectives import pareto_front
+from .loop import TrialReport, TrialRunner, completed
+from .open import make_sampler, open_study
+from .records import runtime_record
+from .storage import Storage, recover_dead_trials
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """How to run a preset's study, beyond the preset itself (the ``nas.search`` flags)."""
+
+    trials: int  # the study's total of COMPLETE trials, across workers
+    study_name: str | None = None  # default: the preset's name
+    device: str = "cpu"
+    seed: int = 0  # sampler seed; trial n trains with seed + n
+    sampler: str | None = None  # default: the preset's
+    weights: Path | None = None  # a local checkpoint every trial inherits from (instead of init: warm)
+    run_dir: Path = Path("nas_runs")
+    keep_runs: bool = False
+    fail_running: bool = False  # fail and retry every RUNNING trial first (a dead journal worker's)
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a run leaves: the study, how many trials this call ran, and the Pareto front now."""
+
+    study: optuna.Study
+    ran: int
+    front: list[FrozenTrial]
+
+
+def run_study(
+    cfg: StudyConfig,
+    storage: Storage,
+    run: StudyRun,
+    on_trial: Callable[[TrialReport, int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> StudyOutcome:
+    """Open or resume the study of ``cfg`` in ``storage`` and run it until it has ``run.trials`` complete trials.
+
+    ``on_trial(report, complete, total)`` follows each finished trial; ``log`` receives one-line messages
+    (recovered trials, the warm start, where the study stands).
+
+    Raises:
+        UserError: the stored study is incompatible, the warm start failed, or candidates keep failing.
+    """
+    say = log or (lambda _msg: None)
+    study_name = run.study_name or cfg.name
+    study = open_study(cfg, storage, study_name, runtime_record(cfg, run.device, run.weights))
+    dead = recover_dead_trials(study, storage, all_running=run.fail_running)
+    if dead:
+        say(f"trial(s) {', '.join(f'#{n}' for n in dead)} of a dead worker: marked failed, queued again")
+    # offset the seed by the trials already stored: a resumed study must not replay the same random stream; on a
+    # shared storage also by the process id, or workers started together would all draw the same architectures
+    offset = len(study.get_trials(deepcopy=False)) + (0 if storage.exclusive else os.getpid())
+    study.sampler = make_sampler(run.sampler or cfg.sampler, run.seed + offset)
+    run_root = run.run_dir / study_name
+    weights = run.weights
+    if weights is None and cfg.init == "warm":
+        weights = warm_start_weights(cfg, run_root, run.device, run.seed, log=say)
+    runtime = Runtime(device=run.device, run_root=run_root, keep_runs=run.keep_runs, weights=weights)
+    say(
+        f"study {study_name} in {storage.url}: {len(completed(study))}/{run.trials} complete trials; "
+        f"space {cfg.space.name} ({cfg.space.size():,} architectures), device {run.device}"
+    )
+    ran = TrialRunner(study, cfg, runtime, storage, run.seed, run.trials).run(on_trial)
+    return StudyOutcome(study, ran, pareto_front(study))

@@ -27,7 +27,6 @@ from ultralytics.nn.tasks import DetectionModel
 import modules  # noqa: F401  (registers the operators)
 import nas  # noqa: F401  (offline guard)
 from benchmarks.common import write_result
-from modules import formulas
 from modules.acmix import ACmixMixer
 from modules.conv2former import Conv2FormerBlock
 from modules.convnext import ConvNeXtBlock
@@ -38,6 +37,7 @@ from nas.architecture import Choice
 from nas.base_models import MODELS_DIR
 from nas.cost import architecture_cost
 from nas.space import load_space
+from tests import reference_formulas as formulas
 
 IMGSZ = 640
 STOCK = [("yolo11_backbone", s) for s in "nsm"] + [("yolov8_downsample", s) for s in "ns"]

@@ -287,7 +287,6 @@ def test_ultralytics_reads_the_data_yaml(small_dataset: Path) -> None:
     assert Path(data["val"]) == small_dataset.parent / "images" / "val"
 
 
-@pytest.mark.xfail(strict=True, reason="generate writes `path:` unquoted; YAML cuts a cache path at ' #'")
 def test_data_yaml_path_survives_a_hash_in_the_cache_dir(tmp_path: Path) -> None:
     data_yaml = generate(dataclasses.replace(SMALL, train_images=1, val_images=1), tmp_path / "runs #2")
     assert Path(yaml.safe_load(data_yaml.read_text())["path"]) == data_yaml.parent

@@ -175,7 +175,7 @@ def generate(spec: SyntheticSpec, cache_dir: Path | None = None) -> Path:
         names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASSES))
         (tmp / "data.yaml").write_text(
             f"# procedurally generated, {json.dumps(asdict(spec))}\n"
-            f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}\n"
+            f"path: {json.dumps(str(root))}\ntrain: images/train\nval: images/val\nnames:\n{names}\n"
         )
         (tmp / "spec.json").write_text(json.dumps({**asdict(spec), "format_version": FORMAT_VERSION}, indent=1))
         try:

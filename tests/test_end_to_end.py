@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,10 +16,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas import export, report, search
-from nas.study import METRIC_NAMES
+from nas.cli import export, report, search
+from nas.objectives import GFLOPS, MAP, NAMES, pareto_front, pick, values_of
+from nas.study import load_study, open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
+OLD_STUDY = ROOT / "tests" / "data" / "main_smoke_study.db"  # written by the code before the reorganisation
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tupl
     study = optuna.load_study(study_name="smoke", storage=storage)
     trials = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(trials) == 3
-    assert study.metric_names == METRIC_NAMES
+    assert study.metric_names == list(NAMES)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
     for t in trials:
         a = t.user_attrs
@@ -52,7 +55,6 @@ def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tupl
             "key",
             "model_yaml",
             "params",
-            "gflops",
             "imgsz",
             "train_imgsz",
             "latency",
@@ -62,8 +64,9 @@ def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tupl
         ):
             assert key in a, key
         if "dedup_of" not in a:
-            assert {"map50", "map50_95"} <= set(a) and a["trained"]
-            assert t.values[0] == a["map50_95"] and t.values[1] == a["gflops"]
+            assert "map50" in a and a["trained"]
+            assert 0.0 <= values_of(t)[MAP] <= a["map50"] <= 1.0
+            assert values_of(t)["latency_ms"] == a["latency"]["median_ms"]  # the objective is the measured median
             phases = {"build_s", "cost_s", "latency_s", "train_setup_s", "train_s", "val_s", "storage_s"}
             assert phases <= set(a["phases"])
         assert a["latency"]["runs"] >= 20 and a["latency"]["imgsz"] == 640
@@ -72,11 +75,19 @@ def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tupl
     assert not any((work / "runs" / "smoke").glob("trial_*"))  # run folders removed
 
 
-def test_disk_per_trial_keeps_a_200_trial_study_under_200_mb(smoke_study: tuple[str, Path]) -> None:
+def test_a_trial_stores_under_64_kb_and_leaves_no_files(smoke_study: tuple[str, Path], tmp_path: Path) -> None:
     _, work = smoke_study
     leftover = [p for p in (work / "runs").rglob("*") if p.is_file()]
     assert leftover == []
-    assert (work / "nas.db").stat().st_size / 3 < 1_000_000  # bytes stored per trial, fixed overhead included
+    from nas.config import load_preset
+    from nas.study import open_study
+
+    empty = tmp_path / "empty.db"  # the same study with no trial: the database's fixed size
+    storage = open_storage(f"sqlite:///{empty}", worker=True)
+    open_study(load_preset("smoke"), storage, "smoke")
+    storage.close()
+    per_trial = ((work / "nas.db").stat().st_size - empty.stat().st_size) / 3
+    assert 0 < per_trial < 64_000  # the README's figure is ~45 KB per trial
 
 
 def test_resume_runs_only_the_missing_trials(smoke_study: tuple[str, Path], capsys: pytest.CaptureFixture) -> None:
@@ -102,7 +113,7 @@ def test_list_export_and_fresh_process_rebuild(smoke_study: tuple[str, Path], ca
     script = (
         "import json, modules, nas\n"
         "from ultralytics import YOLO\n"
-        "from nas.cost import model_cost\n"
+        "from nas.measure import model_cost\n"
         f"m = YOLO({str(out)!r}).model\n"
         "c = model_cost(m, 640)\n"
         "print(json.dumps({'params': c.params, 'gflops': c.gflops}))\n"
@@ -112,16 +123,38 @@ def test_list_export_and_fresh_process_rebuild(smoke_study: tuple[str, Path], ca
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert got["params"] == trial.user_attrs["params"]
-    assert got["gflops"] == pytest.approx(trial.user_attrs["gflops"], rel=1e-9)
+    assert got["gflops"] == pytest.approx(values_of(trial)[GFLOPS], rel=1e-9)
 
 
-@pytest.mark.parametrize("pick", ["knee", "best-map", "fastest", "smallest"])
-def test_every_pick_exports(smoke_study: tuple[str, Path], pick: str) -> None:
+@pytest.mark.parametrize("rule", ["knee", "best-map", "fastest", "smallest"])
+def test_each_pick_exports_the_trial_its_rule_chooses(smoke_study: tuple[str, Path], rule: str) -> None:
     storage, work = smoke_study
-    assert (
-        export.main(["--study", "smoke", "--storage", storage, "--pick", pick, "--out", str(work / f"{pick}.yaml")])
-        == 0
-    )
+    out = work / f"{rule}.yaml"
+    assert export.main(["--study", "smoke", "--storage", storage, "--pick", rule, "--out", str(out)]) == 0
+    study = load_study(storage, "smoke")
+    chosen = pick(pareto_front(study), rule)
+    text = out.read_text()
+    assert text.startswith(f"# exported by nas.export from study 'smoke', trial {chosen.number}\n")
+    assert text.endswith(chosen.user_attrs["model_yaml"])
+    assert f"{values_of(chosen)[GFLOPS]:.4f} GFLOPs" in text
+
+
+def test_a_study_written_before_the_reorganisation_still_exports_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    db = tmp_path / "old.db"
+    shutil.copy(OLD_STUDY, db)
+    url = f"sqlite:///{db}"
+    old = optuna.load_study(study_name="smoke", storage=url)
+    assert len(old.trials) == 4 and all(t.state.name == "COMPLETE" for t in old.trials)
+    assert export.main(["--study", "smoke", "--storage", url, "--list"]) == 0
+    listing = capsys.readouterr().out
+    front = pareto_front(old)
+    assert front and all(f"{values_of(t)[GFLOPS]:.3f}" in listing for t in front)
+    assert export.main(["--study", "smoke", "--storage", url, "--trial", "2", "--out", str(tmp_path / "t2.yaml")]) == 0
+    assert (tmp_path / "t2.yaml").read_text().endswith(old.trials[2].user_attrs["model_yaml"])
+    assert report.main(["--study", "smoke", "--storage", url, "--out", str(tmp_path / "rep")]) == 0
+    assert 'id="nas-pareto-3d"' in (tmp_path / "rep" / "index.html").read_text()
 
 
 def test_report_html_holds_the_figures(smoke_study: tuple[str, Path]) -> None:
@@ -163,7 +196,7 @@ def test_dashboard_serves_the_study_and_its_metric_names(smoke_study: tuple[str,
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{smoke['study_id']}", timeout=10) as r:
             detail = json.load(r)
         assert detail["name"] == "smoke"
-        assert detail["objective_names"] == METRIC_NAMES
+        assert detail["objective_names"] == list(NAMES)
         ids = {g["id"] for g in detail.get("plotly_graph_objects", [])}
         assert {"nas-pareto-3d", "nas-hypervolume"} <= ids
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -11,17 +14,19 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from ultralytics import YOLO
+from ultralytics.nn import tasks
 from ultralytics.nn.modules.block import C3k, C3k2
 from ultralytics.nn.modules.conv import Conv
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
-from modules import BLOCK_SLOT, CONV_SLOT, OPERATORS
+from modules import BLOCK_SLOT, CONV_SLOT, FAMILIES, OPERATORS, ultralytics_adapter
 from modules.csp import C3k2Of, C3kOf
 from tests.yolo_yaml import MIXED_LAYOUT, operator_layout, write_yaml, yolo11_dict
 
 PAIRS = list(zip(CONV_SLOT, BLOCK_SLOT, strict=True))
 ROOT = Path(__file__).resolve().parents[1]
+OLD_CHECKPOINT = ROOT / "tests" / "data" / "main_operators.pt"  # saved by the code before the reorganisation
 
 
 @pytest.fixture(scope="module", params=PAIRS, ids=[c for c, _ in PAIRS])
@@ -66,24 +71,24 @@ def test_runs_at_160_and_640(operator_model: DetectionModel, imgsz: int) -> None
     assert torch.isfinite(y).all()
 
 
-def test_gflops_count_full_work_and_never_below_flop_counter(operator_model: DetectionModel) -> None:
+def test_gflops_count_full_work_within_10_percent_above_flop_counter(operator_model: DetectionModel) -> None:
+    """torch's counter sees convolutions and matrix products only (F.conv2d included); ours adds norms, activations,
+    gates and ACmix's window products: measured 2-9% more at 320 px (stock YOLO11n: 2%)."""
     operator_model.eval()
     ours = get_flops(operator_model, 320)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         operator_model(torch.zeros(1, 3, 320, 320))
-    assert ours >= counter.get_total_flops() / 1e9
-    assert ours > 0
+    reference = counter.get_total_flops() / 1e9
+    assert reference <= ours <= 1.10 * reference
 
 
 def test_stock_models_keep_ultralytics_numbers() -> None:
     from ultralytics.utils import torch_utils as tu
 
-    import modules.flops as mf
-
     stock = DetectionModel(yolo11_dict("n", nc=80), verbose=False)
-    assert get_flops(stock, 640) == mf._original_get_flops(stock, 640)
-    assert tu.get_flops is mf.get_flops
-    assert sum(p.numel() for p in stock.parameters()) == 2_624_080
+    assert tu.get_flops is ultralytics_adapter.get_flops  # installed by `import modules`
+    assert get_flops(stock, 640) == ultralytics_adapter.stock_get_flops(stock, 640)
+    assert sum(p.numel() for p in stock.parameters()) == 2_624_080  # YOLO11n's published size at 80 classes
 
 
 def test_onnx_static_export_matches_torch(operator_model: DetectionModel, tmp_path: Path) -> None:
@@ -166,9 +171,65 @@ def test_single_scale_yaml_ignores_the_file_name(tmp_path: Path) -> None:
     assert sum(p.numel() for p in YOLO(str(path)).model.parameters()) < 3_000_000
 
 
-def test_operator_table_is_complete() -> None:
-    assert set(OPERATORS) == set(CONV_SLOT) | set(BLOCK_SLOT)
-    assert len(CONV_SLOT) == len(BLOCK_SLOT) == 5
+@pytest.mark.parametrize("family", FAMILIES, ids=[f.name for f in FAMILIES])
+def test_each_table_row_gives_a_conv_and_a_block_operator_that_build_in_their_slots(family: object) -> None:
+    conv_name, block_name = family.name, f"C3k2_{family.name}"
+    model = DetectionModel(yolo11_dict("n", {3: conv_name, 4: block_name}), verbose=False).model
+    assert type(model[3]) is OPERATORS[conv_name].cls is family.conv
+    assert type(model[4]) is OPERATORS[block_name].cls and isinstance(model[4], C3k2Of)
+    assert model[4].__class__.__module__ == "modules.csp"  # the pickled path of checkpoints
+    assert type(pickle.loads(pickle.dumps(model[4]))) is OPERATORS[block_name].cls
+    extra = [a.name for a in family.extra]
+    assert all(hasattr(model[4], name) for name in extra)
+
+
+def test_the_stock_parser_rejects_operator_names_instead_of_wiring_them_wrongly() -> None:
+    d = yolo11_dict("n", {1: "DynamicConv"})
+    assert not hasattr(tasks, "DynamicConv")
+    with pytest.raises(KeyError, match="DynamicConv"):
+        ultralytics_adapter.stock_parse_model(d, 3, verbose=False)
+    assert type(DetectionModel(d, verbose=False).model[1]).__name__ == "DynamicConv"  # through the adapter
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh Python process from the repository root; return its outcome."""
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    cmd = [sys.executable, "-c", script, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+
+
+def test_a_checkpoint_saved_before_the_reorganisation_loads_and_computes_the_same() -> None:
+    want = json.loads(OLD_CHECKPOINT.with_suffix(".json").read_text())
+    script = (
+        "import json, torch, modules\n"
+        "from ultralytics import YOLO\n"
+        f"m = YOLO({str(OLD_CHECKPOINT)!r}).model.float().eval()\n"
+        "torch.manual_seed(1)\n"
+        "x = torch.rand(1, 3, 64, 64)\n"
+        "with torch.no_grad(): y = m(x)[0]\n"
+        "print(json.dumps({'sum': y.double().sum().item(), 'types': sorted({type(l).__name__ for l in m.model})}))\n"
+    )
+    out = _run(script)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["sum"] == pytest.approx(want["output_sum"], rel=1e-9)
+    assert set(MIXED_LAYOUT.values()) <= set(got["types"])
+
+
+def test_weights_only_loading_accepts_operators_only_after_import_modules() -> None:
+    script = (
+        "import sys\n"
+        "if sys.argv[1] == 'with': import modules\n"
+        "from ultralytics.nn.tasks import torch_safe_load\n"
+        "try:\n"
+        f"    ckpt, _ = torch_safe_load({str(OLD_CHECKPOINT)!r}, safe_only=True)\n"
+        "    print('loaded', type(ckpt['model'].model[2]).__name__)\n"
+        "except Exception as e:\n"
+        "    print('refused', type(e).__name__)\n"
+    )
+    run = [_run(script, arg) for arg in ("with", "without")]
+    assert run[0].stdout.strip().splitlines()[-1] == "loaded C3k2_DynamicConv", run[0].stderr[-2000:]
+    assert run[1].stdout.strip().splitlines()[-1].startswith("refused"), run[1].stdout
 
 
 LAYOUTS = {"mixed": MIXED_LAYOUT, **{conv: operator_layout(conv, block) for conv, block in PAIRS}}
@@ -213,14 +274,7 @@ def test_trains_one_epoch_and_checkpoint_reloads_in_fresh_process(
         "print('max_abs_diff', (y - want).abs().max().item())\n"
         "print('types', sorted({type(l).__name__ for l in m.model}))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env={**__import__("os").environ, "YOLO_OFFLINE": "1"},
-    )
+    out = _run(script)
     assert out.returncode == 0, out.stderr[-2000:]
     diff = float(out.stdout.split("max_abs_diff")[1].split()[0])
     assert diff < 1e-4

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nas.errors import UserError
-from nas.latency import measure_latency
-from nas.proxy import remove_run, train_proxy, validate_weights
+from nas.measure import measure_latency, remove_run, train_proxy, validate_weights
+from nas.settings import LatencySettings
 from nas.space import load_space
 from tests.yolo_yaml import write_yaml, yolo11_dict
 
@@ -63,7 +63,7 @@ def test_cpu_latency_is_a_median_of_at_least_20_runs_with_conditions() -> None:
     from ultralytics.nn.tasks import DetectionModel
 
     model = DetectionModel(yolo11_dict("n", {1: "ACmix"}), verbose=False)
-    lat = measure_latency(model, 64, "cpu", runs=5, warmup=2, threads=1)
+    lat = measure_latency(model, 64, "cpu", LatencySettings(runs=5, warmup=2, threads=1))
     assert lat.runs == 20 and lat.threads == 1 and lat.device == "cpu" and lat.dtype == "float32"
     assert lat.median_ms > 0 and lat.iqr_ms >= 0 and lat.torch_version == torch.__version__
     assert torch.get_num_threads() == 2  # restored
@@ -75,5 +75,5 @@ def test_cpu_latency_is_a_median_of_at_least_20_runs_with_conditions() -> None:
 def test_cuda_latency_uses_events_and_fp16() -> None:
     from ultralytics.nn.tasks import DetectionModel
 
-    lat = measure_latency(DetectionModel(yolo11_dict("n"), verbose=False), 640, "cuda", half=True)
+    lat = measure_latency(DetectionModel(yolo11_dict("n"), verbose=False), 640, "cuda", LatencySettings(half=True))
     assert lat.runs >= 50 and lat.dtype == "float16" and lat.iqr_ms / lat.median_ms < 0.5

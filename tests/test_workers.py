@@ -17,12 +17,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas import search
+from modules.slots import SLOTS
+from nas.cli import search
 from nas.config import load_preset
 from nas.errors import UserError
-from nas.space import STOCK
-from nas.storage import open_storage
-from nas.study import open_study
+from nas.study import open_storage, open_study
+from nas.study.records import runtime_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,12 +182,10 @@ def postgres() -> Iterator[str]:
 
 
 def test_three_postgres_workers_share_one_study(postgres: str, tmp_path: Path) -> None:
-    from nas.search import runtime_record
-
     cfg = load_preset("smoke")
     storage = open_storage(postgres, worker=False)
     study = open_study(cfg, storage, "smoke", runtime_record(cfg, "cpu", None))
-    stock = {p.name: STOCK[p.kind] for p in cfg.space.points}
+    stock = {p.name: SLOTS[p.kind].stock for p in cfg.space.points}
     study.enqueue_trial(stock)  # the same architecture twice: two workers pick them up at once
     study.enqueue_trial(stock)
     workers = [_worker(tmp_path, postgres, 6, str(i)) for i in range(3)]

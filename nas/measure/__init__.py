@@ -2,7 +2,7 @@
 
 from .cost import Cost, architecture_cost, build_model, model_cost
 from .device import device_name, resolve_device
-from .evaluate import Evaluation, Runtime, evaluate
+from .evaluation import Evaluation, Runtime, evaluate
 from .latency import Latency, measure_latency, quartiles
 from .proxy import ProxyResult, remove_run, train_proxy, validate_weights
 from .warm_start import warm_base_path, warm_start_weights

@@ -22,6 +22,7 @@ from ..errors import UserError
 from ..measure import Runtime, evaluate
 from ..objectives import GFLOPS, LATENCY, MAP, pareto_front, to_list, values_of
 from ..space import Architecture
+from .queries import completed, find_duplicate, running
 from .records import set_attrs, trial_attrs
 from .storage import Heartbeat, Storage, expected_optuna_warnings, recover_dead_trials
 
@@ -41,21 +42,6 @@ class TrialReport:
     seconds: float
     front: int
     status: str
-
-
-def completed(study: optuna.Study) -> list[FrozenTrial]:
-    """Return the study's COMPLETE trials."""
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-
-
-def running(study: optuna.Study) -> list[FrozenTrial]:
-    """Return the study's RUNNING trials (this worker's and others')."""
-    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-
-
-def find_duplicate(study: optuna.Study, key: str) -> FrozenTrial | None:
-    """Return a COMPLETE trial of this study with architecture ``key`` (same schedule: the study pins it)."""
-    return next((t for t in completed(study) if t.user_attrs.get("key") == key), None)
 
 
 @dataclass

@@ -13,8 +13,9 @@ from optuna.trial import FrozenTrial
 from ..config import StudyConfig
 from ..measure import Runtime, warm_start_weights
 from ..objectives import pareto_front
-from .loop import TrialReport, TrialRunner, completed
+from .loop import TrialReport, TrialRunner
 from .open import make_sampler, open_study
+from .queries import completed
 from .records import runtime_record
 from .storage import Storage, recover_dead_trials
 

@@ -8,31 +8,28 @@ its YAML, and counting params + full-resolution GFLOPs at 640. Writes results/bu
 
 from __future__ import annotations
 
-import argparse
+import itertools
 import statistics
 import time
 
 import optuna
 import torch
 
-import nas  # noqa: F401  (offline guard before Ultralytics)
-from benchmarks.common import write_result
-from nas.cost import build_model, model_cost
+from benchmarks.common import parser, random_architectures, write_result
+from nas.measure import build_model, model_cost
 from nas.space import load_space
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--imgsz", type=int, default=640)
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = load_space("yolo11_backbone", "n")
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
     rows = []
-    for _ in range(args.n):
-        arch = space.sample(study.ask())
+    for arch in itertools.islice(random_architectures(space, args.seed), args.n):
         t0 = time.perf_counter()
         model = build_model(arch.model_dict(8))
         t1 = time.perf_counter()

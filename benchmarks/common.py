@@ -1,21 +1,43 @@
-"""What every benchmark records with its figures: the machine, package versions and the exact command."""
+"""What the benchmarks share: the machine, package versions and command they record with their figures, the
+command line, the architecture draw, rank correlations, process pools and a study run in a fresh SQLite file."""
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
+import multiprocessing
 import os
 import platform
 import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
 import torch
 
-from nas.latency import device_name
-from nas.study import versions
+from nas.config import StudyConfig
+from nas.measure import device_name
+from nas.space import Architecture, SearchSpace
+from nas.study import StudyRun, TrialReport, open_storage, run_study
+from nas.study.records import versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def invocation() -> str:
+    """Return how this benchmark was started: ``python -m benchmarks.<name>`` (without its arguments)."""
+    return "python -m benchmarks." + Path(sys.argv[0]).stem
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """Return the argument parser of a benchmark whose module docstring is ``doc`` (shown as is by ``--help``)."""
+    return argparse.ArgumentParser(
+        prog=invocation(), description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def machine() -> dict:
@@ -31,13 +53,20 @@ def machine() -> dict:
 
 
 def write_result(name: str, figures: dict) -> Path:
-    """Write ``figures`` plus machine, versions and command to ``benchmarks/results/<name>.json``; return the path."""
+    """Write ``figures`` plus machine, versions, command and date (UTC, when written) to
+    ``benchmarks/results/<name>.json``; return the path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    command = "python -m benchmarks." + Path(sys.argv[0]).stem + "".join(f" {a}" for a in sys.argv[1:])
-    record = {**figures, "machine": machine(), "versions": versions(), "command": command}
+    command = invocation() + "".join(f" {a}" for a in sys.argv[1:])
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    record = {**figures, "machine": machine(), "versions": versions(), "command": command, "date": date}
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def say(message: str) -> None:
+    """Print a progress line on stderr at once (the ``log`` of the library calls that take one)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def ranks(xs: list[float]) -> list[float]:
@@ -84,12 +113,46 @@ def kendall(a: list[float], b: list[float]) -> float:
     return (conc - disc) / denom if denom else float("nan")
 
 
-def diverse_architectures(space, n: int, seed: int) -> list:
-    """Return the stock architecture plus n-1 distinct random ones of the space (seeded)."""
+def random_architectures(space: SearchSpace, seed: int) -> Iterator[Architecture]:
+    """Yield random architectures of ``space`` without end, drawn by Optuna's RandomSampler seeded ``seed``."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    while True:
+        yield space.sample(study.ask())
+
+
+def diverse_architectures(space: SearchSpace, n: int, seed: int) -> list[Architecture]:
+    """Return the stock architecture plus n-1 distinct random ones of the space (seeded)."""
     chosen = [space.stock()]
+    draw = random_architectures(space, seed)
     while len(chosen) < n:
-        arch = space.sample(study.ask())
+        arch = next(draw)
         if all(arch.key != c.key for c in chosen):
             chosen.append(arch)
     return chosen
+
+
+def spawn_pool(workers: int) -> ProcessPoolExecutor:
+    """Return a pool of ``workers`` fresh (spawned) processes: Ultralytics trains with one thread on a 2-core
+    machine, so independent trainings run side by side."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def run_fresh_study(
+    cfg: StudyConfig,
+    db: Path,
+    run: StudyRun,
+    on_trial: Callable[[TrialReport, int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[optuna.Study, float]:
+    """Run ``cfg``'s study in a new SQLite file ``db`` (any old one removed) with ``nas.study.run_study``; return
+    the study and the seconds ``run_study`` took."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.unlink(missing_ok=True)
+    storage = open_storage(f"sqlite:///{db}", worker=True)
+    try:
+        t0 = time.perf_counter()
+        outcome = run_study(cfg, storage, run, on_trial, log)
+        seconds = time.perf_counter() - t0
+    finally:
+        storage.close()
+    return outcome.study, seconds

@@ -2,12 +2,13 @@
 
 1. Params and GFLOPs (640) of stock YOLO11 n/s/m and YOLOv8 n/s as the search counts them (the stock
    architecture of a shipped space) against what Ultralytics reports for its own YAML.
-2. For each operator in YOLO11n (every insertion point of its kind in the backbone space set to it): every
-   instance's MACs as we count them, from the reference formula (modules/formulas.py, from the papers and the
-   authors' code) and as plain thop counts them (what Ultralytics would report); and the whole model's GFLOPs
-   by us and by plain Ultralytics: how much plain Ultralytics undercounts each operator. The formulas leave
-   out BatchNorm, which Ultralytics' convention counts (it dominates at the narrow inner widths of the C3k2
-   blocks), so the comparison is also made with BatchNorm fused into the convolutions, as deployed.
+2. For each operator of the table in YOLO11n (every insertion point of its kind in the backbone space set to it,
+   Conv2Former with kernel 11): every instance's MACs as we count them, from the reference formula
+   (tests/reference_formulas.py, from the papers and the authors' code) and as plain thop counts them (what
+   Ultralytics would report); and the whole model's GFLOPs by us and by plain Ultralytics: how much plain
+   Ultralytics undercounts each operator. The formulas leave out BatchNorm, which Ultralytics' convention
+   counts (it dominates at the narrow inner widths of the C3k2 blocks), so the comparison is also made with
+   BatchNorm fused into the convolutions, as deployed.
 
 Writes results/cost_accuracy.json.
 
@@ -24,35 +25,25 @@ import thop
 import torch
 from ultralytics.nn.tasks import DetectionModel
 
-import modules  # noqa: F401  (registers the operators)
-import nas  # noqa: F401  (offline guard)
-from benchmarks.common import write_result
+from benchmarks.common import parser, write_result
 from modules.acmix import ACmixMixer
 from modules.conv2former import Conv2FormerBlock
 from modules.convnext import ConvNeXtBlock
 from modules.dynamic_conv import DynamicConv2d
-from modules.flops import _original_get_flops, get_flops, profile_macs
+from modules.flops import profile_macs
 from modules.ghostv2 import GhostModuleV2
-from nas.architecture import Choice
-from nas.base_models import MODELS_DIR
-from nas.cost import architecture_cost
-from nas.space import load_space
+from modules.table import BLOCK_SLOT, CONV_SLOT
+from modules.ultralytics_adapter import get_flops, stock_get_flops
+from nas.measure import architecture_cost
+from nas.space import Choice, load_space
+from nas.space.base_models import MODELS_DIR
+from nas.space.space import takes_kernel
 from tests import reference_formulas as formulas
 
 IMGSZ = 640
 STOCK = [("yolo11_backbone", s) for s in "nsm"] + [("yolov8_downsample", s) for s in "ns"]
-OPERATORS = {
-    "DynamicConv": "conv",
-    "GhostV2": "conv",
-    "ACmix": "conv",
-    "Conv2Former": "conv",
-    "ConvNeXt": "conv",
-    "C3k2_DynamicConv": "block",
-    "C3k2_GhostV2": "block",
-    "C3k2_ACmix": "block",
-    "C3k2_Conv2Former": "block",
-    "C3k2_ConvNeXt": "block",
-}
+OPERATORS = {**dict.fromkeys(CONV_SLOT, "conv"), **dict.fromkeys(BLOCK_SLOT, "block")}  # the table's, in its order
+CONV2FORMER_KERNEL = 11  # the kernel size measured for the operators that take one
 
 
 def reference_macs(m: torch.nn.Module, x: torch.Tensor) -> int | None:
@@ -100,7 +91,7 @@ def stock_rows() -> list[dict]:
         with contextlib.redirect_stdout(io.StringIO()):
             ref_model = DetectionModel(_with_scale(yaml_path, scale), verbose=False)
         ref_params = sum(p.numel() for p in ref_model.parameters())
-        ref_gflops = _original_get_flops(ref_model, IMGSZ)
+        ref_gflops = stock_get_flops(ref_model, IMGSZ)
         rows.append(
             {
                 "model": space.identity,
@@ -129,7 +120,7 @@ def operator_rows() -> list[dict]:
     space = load_space("yolo11_backbone", "n")
     rows = []
     for op, kind in OPERATORS.items():
-        choice = Choice(op, 11) if op.endswith("Conv2Former") else Choice(op)
+        choice = Choice(op, CONV2FORMER_KERNEL) if takes_kernel(op) else Choice(op)
         arch = space.architecture({p.name: choice for p in space.points if p.kind == kind})
         with contextlib.redirect_stdout(io.StringIO()):
             model = DetectionModel(arch.model_dict(80), verbose=False).eval()
@@ -148,7 +139,7 @@ def operator_rows() -> list[dict]:
             fused = copy.deepcopy(model).fuse(verbose=False)
         ours_fused = sum(profile_macs(m, x) for _, m, x in core_inputs(fused))
         model_ours = get_flops(model, IMGSZ)
-        model_plain = _original_get_flops(model, IMGSZ)
+        model_plain = stock_get_flops(model, IMGSZ)
         rows.append(
             {
                 "operator": op,
@@ -170,6 +161,7 @@ def operator_rows() -> list[dict]:
 
 
 def main() -> None:
+    parser(__doc__).parse_args()
     stock = stock_rows()
     print(f"{'model':10} {'params':>10} {'ultralytics':>11} {'GFLOPs':>8} {'ultralytics':>11}")
     for r in stock:

@@ -7,21 +7,19 @@ below 0.9 after long training (architectures can still differ). Writes results/d
 
 from __future__ import annotations
 
-import argparse
 import csv
 import time
 from pathlib import Path
 
 from ultralytics import YOLO
 
-import nas  # noqa: F401  (offline guard before Ultralytics)
-from benchmarks.common import write_result
+from benchmarks.common import parser, write_result
 from nas.config import load_preset
-from nas.proxy import remove_run
+from nas.measure import remove_run
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = parser(__doc__)
     ap.add_argument("--study", default="light")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)

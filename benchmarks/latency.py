@@ -12,22 +12,16 @@ Writes results/latency.json.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-
 import optuna
 import torch
 
-import nas  # noqa: F401  (offline guard before Ultralytics)
-from benchmarks.common import diverse_architectures, kendall, spearman, write_result
+from benchmarks.common import diverse_architectures, kendall, parser, spearman, write_result
 from nas.config import load_preset
-from nas.cost import build_model, model_cost
-from nas.latency import Latency, measure_latency, quartiles
+from nas.measure import Latency, build_model, measure_latency, model_cost, quartiles
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = parser(__doc__)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=20)
@@ -39,12 +33,9 @@ def main() -> None:
     archs = diverse_architectures(cfg.space, args.n, args.seed)
 
     def latency(model) -> Latency:
-        return measure_latency(model, cfg.imgsz, args.device, lat.half, lat.runs, lat.warmup, lat.threads)
+        return measure_latency(model, cfg.imgsz, args.device, lat)  # the preset's runs, warm-up, threads, half
 
-    models = []
-    for arch in archs:
-        with contextlib.redirect_stdout(io.StringIO()):
-            models.append(build_model(arch.model_dict(cfg.dataset.nc)))
+    models = [build_model(arch.model_dict(cfg.dataset.nc)) for arch in archs]  # build_model is quiet
     spread_rows = []
     for arch, model in zip(archs[:3], models, strict=False):
         reps = [latency(model) for _ in range(args.repeats)]

@@ -1,10 +1,11 @@
-"""How much of a light trial is not training? Per-phase times of real light trials, through `nas.search`.
+"""How much of a light trial is not training? Per-phase times of real light trials, through `run_study`.
 
-Runs `python -m nas.search --study light --trials N` (in-process, a throwaway SQLite file and run folder) and
-reads each trial's stored phase times: build, cost, latency, trainer set-up, training epochs, validation,
-storage. The wall time of a trial is its stored start-to-complete time. overhead_share = (wall - training
-epochs - final validation) / wall, per trial and over all trials (bar: <= 0.10). With init: warm the base
-training happens once per study, before the first trial, and is reported apart.
+Runs the preset's study for N trials with the library entry point `nas.study.run_study` (in-process, a throwaway
+SQLite file and run folder, as `python -m nas.search --study light --trials N` would) and reads each trial's
+stored phase times: build, cost, latency, trainer set-up, training epochs, validation, storage. The wall time of
+a trial is its stored start-to-complete time. overhead_share = (wall - training epochs - final validation) /
+wall, per trial and over all trials (bar: <= 0.10). With init: warm the base training happens once per study,
+before the first trial, and is reported apart.
 
 Writes results/overhead.json.
 
@@ -13,25 +14,25 @@ Writes results/overhead.json.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-import optuna
-
-import nas  # noqa: F401  (offline guard before Ultralytics)
-from benchmarks.common import write_result
-from nas import search
+from benchmarks.common import parser, run_fresh_study, say, write_result
 from nas.config import load_preset
-from nas.search import warm_base_path
+from nas.measure import warm_base_path
+from nas.study import StudyRun, TrialReport, completed
 
 PHASES = ("build_s", "cost_s", "latency_s", "train_setup_s", "train_s", "val_s", "storage_s")
 
 
+def progress(report: TrialReport, complete: int, total: int) -> None:
+    """Print one line per finished trial on stderr."""
+    say(f"trial #{report.number} ({complete}/{total}) {report.seconds:.1f} s {report.status}: {report.summary}")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = parser(__doc__)
     ap.add_argument("--study", default="light")
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -42,24 +43,18 @@ def main() -> None:
     )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        storage = f"sqlite:///{Path(tmp) / 'overhead.db'}"
+        db, run_dir = Path(tmp) / "overhead.db", Path(tmp) / "runs"
         cfg = load_preset(args.study)
         if args.warm_base and cfg.init == "warm":
-            cached = warm_base_path(Path(tmp) / "runs" / cfg.name, cfg.warm_epochs)
+            cached = warm_base_path(run_dir / cfg.name, cfg.warm_epochs)
             cached.parent.mkdir(parents=True)
             shutil.copy2(args.warm_base, cached)
-        t0 = time.perf_counter()
-        code = search.main(
-            ["--study", args.study, "--trials", str(args.trials), "--storage", storage, "--seed", str(args.seed),
-             "--run-dir", str(Path(tmp) / "runs")]
-        )  # fmt: skip
-        total = time.perf_counter() - t0
-        if code != 0:
-            raise SystemExit(code)
-        study = optuna.load_study(study_name=Path(args.study).stem, storage=storage)
-        trials = [t for t in study.trials if t.state.name == "COMPLETE"]
-        db_bytes = (Path(tmp) / "overhead.db").stat().st_size
-        left = sum(f.stat().st_size for f in (Path(tmp) / "runs").rglob("*") if f.is_file() and f.suffix != ".pt")
+        run = StudyRun(trials=args.trials, seed=args.seed, run_dir=run_dir)
+        study, total = run_fresh_study(cfg, db, run, on_trial=progress, log=say)
+        trials = completed(study)
+        init = study.user_attrs.get("runtime", {}).get("init")
+        db_bytes = db.stat().st_size
+        left = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file() and f.suffix != ".pt")
     rows = []
     for t in trials:
         phases = {k: round(t.user_attrs["phases"].get(k, 0.0), 3) for k in PHASES}
@@ -88,7 +83,7 @@ def main() -> None:
             "run_s": round(total, 1),
             "database_bytes_per_trial": round(db_bytes / len(rows)),
             "run_folder_bytes_left_besides_warm_base": left,
-            "init": study.user_attrs.get("runtime", {}).get("init"),
+            "init": init,
         },
     )
 

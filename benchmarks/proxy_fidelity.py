@@ -12,20 +12,15 @@ and at the top level the figures of the init that ranks better.
 
 from __future__ import annotations
 
-import argparse
 import json
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import optuna
 
-import nas  # noqa: F401  (offline guard before Ultralytics)
-from benchmarks.common import diverse_architectures, kendall, spearman, write_result
+from benchmarks.common import diverse_architectures, kendall, parser, say, spawn_pool, spearman, write_result
 from nas.config import load_preset
-from nas.proxy import remove_run, train_proxy
-from nas.search import warm_start_weights
+from nas.measure import remove_run, train_proxy, warm_start_weights
 
 
 def measure(study: str, n: int, init: str, warm_epochs: int, factor: int, seed: int, device: str, work: Path) -> dict:
@@ -44,7 +39,7 @@ def measure(study: str, n: int, init: str, warm_epochs: int, factor: int, seed: 
     weights, warm_s = None, 0.0
     if init == "warm":
         t = time.perf_counter()
-        weights = warm_start_weights(cfg, work, device, seed, warm_epochs)
+        weights = warm_start_weights(cfg, work, device, seed, warm_epochs, log=say)
         warm_s = round(time.perf_counter() - t, 1)
         print(f"[{init}] base trained {warm_epochs} epochs in {warm_s} s", flush=True)
     rows = []
@@ -85,7 +80,7 @@ def measure(study: str, n: int, init: str, warm_epochs: int, factor: int, seed: 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = parser(__doc__)
     ap.add_argument("--study", default="light")
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--factor", type=int, default=4)
@@ -100,7 +95,7 @@ def main() -> None:
     warm_epochs = args.warm_epochs or cfg.warm_epochs or 4 * cfg.schedule["epochs"]
     work = Path(args.workdir)
     # Ultralytics trains with one thread on a 2-core machine, so the inits run side by side, one process each
-    with ProcessPoolExecutor(len(args.init), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawn_pool(len(args.init)) as pool:
         jobs = {
             init: pool.submit(measure, args.study, args.n, init, warm_epochs, args.factor, args.seed, args.device, work)
             for init in args.init

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -12,10 +13,9 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
-from nas.architecture import Choice
-from nas.cost import architecture_cost, model_cost
-from nas.search import main
-from nas.space import SPACES_DIR, load_space
+from nas.cli.search import main
+from nas.measure import architecture_cost, model_cost
+from nas.space import SPACES_DIR, Choice, load_space
 
 SHIPPED = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -208,7 +208,7 @@ def test_space_validation_errors_name_file_and_point(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
     assert str(space) in err
-    assert __import__("re").search(message, err), err
+    assert re.search(message, err), err
 
 
 def test_malformed_space_yaml(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -223,11 +223,12 @@ def test_malformed_space_yaml(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
 @pytest.mark.parametrize(
     ("preset", "message"),
     [
-        ({"space": "yolo11_backbone", "imgsz": 100}, "imgsz: deployment image size must be a positive multiple of 32"),
-        ({"space": "yolo11_backbone", "epochz": 3}, "epochz: unknown key"),
+        ({"space": "yolo11_backbone", "imgsz": 100}, "{preset}: imgsz: must be a multiple of 32, got 100"),
+        ({"space": "yolo11_backbone", "imgsz": 0}, "{preset}: imgsz: must be at least 32, got 0"),
+        ({"space": "yolo11_backbone", "epochz": 3}, r"{preset}: epochz: unknown key \(allowed: constraints, data,"),
         ({"space": "no_such_space"}, "unknown search space 'no_such_space'"),
-        ({"space": "yolo11_backbone", "scale": "z"}, "scale: must be one of n, s, m, l, x"),
-        ({"space": "yolo11_backbone", "data": "missing/data.yaml"}, "data: dataset YAML .* does not exist"),
+        ({"space": "yolo11_backbone", "scale": "z"}, "{preset}: scale: must be one of n, s, m, l, x, got 'z'"),
+        ({"space": "yolo11_backbone", "data": "missing/data.yaml"}, "{preset}: data: dataset YAML .* does not exist"),
     ],
 )
 def test_preset_errors(preset: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -235,8 +236,8 @@ def test_preset_errors(preset: dict, message: str, tmp_path: Path, capsys: pytes
     path.write_text(yaml.safe_dump(preset))
     assert main(["--study", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert __import__("re").search(message, err), err
-    assert err.count("\n") == 1
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert re.search(message.replace("{preset}", re.escape(str(path))), err), err
 
 
 def test_unknown_preset_name(capsys: pytest.CaptureFixture) -> None:

@@ -110,7 +110,7 @@ def test_sigkill_mid_trial_then_resume_ends_with_exactly_the_trials_wanted(tmp_p
 def test_journal_storage_runs_exports_and_recovers_running_trials(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from nas import export
+    from nas.cli import export
 
     url = f"journal:///{tmp_path / 'journal.log'}"
     argv = ["--study", "smoke", "--trials", "1", "--storage", url, "--run-dir", str(tmp_path / "runs")]

@@ -30,9 +30,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before the first ``import ultralytics``: no connectivity probe
 
-TESTED_ULTRALYTICS = ((8, 4, 190), (8, 5, 0))  # [low, high): the range the tests and benchmarks ran on
+TESTED_ULTRALYTICS = ">=8.4.190,<8.5"  # the range the tests and benchmarks ran on
 
 
 class UnsupportedUltralyticsError(ImportError):
@@ -40,20 +43,18 @@ class UnsupportedUltralyticsError(ImportError):
 
 
 def check_version(version: str | None = None) -> str:
-    """Return the installed Ultralytics version if it is within ``TESTED_ULTRALYTICS``.
+    """Return the installed Ultralytics version (or ``version``) if it is within ``TESTED_ULTRALYTICS``.
 
     Raises:
         UnsupportedUltralyticsError: it is not installed, or its version is outside the range.
     """
-    low, high = TESTED_ULTRALYTICS
-    wanted = f"ultralytics>={'.'.join(map(str, low))},<{'.'.join(map(str, high[:2]))}"
+    wanted = f"ultralytics{TESTED_ULTRALYTICS}"
     try:
         version = version or metadata.version("ultralytics")
     except metadata.PackageNotFoundError:
         message = f"Ultralytics is not installed; pip install '{wanted}'"
         raise UnsupportedUltralyticsError(message, name="ultralytics") from None
-    parts = tuple(int(p) if p.isdigit() else 0 for p in version.split("+")[0].split(".")[:3])
-    if not low <= parts < high:
+    if not SpecifierSet(TESTED_ULTRALYTICS).contains(Version(version), prereleases=True):
         raise UnsupportedUltralyticsError(
             f"Ultralytics {version} is installed, but the operators are tested with {wanted} (they patch its "
             f"parser, FLOPs counter and trainer); pip install '{wanted}'",

@@ -173,7 +173,12 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         raise ConfigError(path, "space", "required: a search space name or path")
     scale = _get(raw, path, "scale", Key(str, choices=SCALES))
     imgsz = _get(raw, path, "imgsz", Key(int, low=32, multiple_of=32), 640)
-    space = load_space(space_name, scale, relative_to=path.parent)
+    try:
+        space = load_space(space_name, scale, relative_to=path.parent)
+    except ConfigError:
+        raise  # names the space file and its key
+    except UserError as e:
+        raise ConfigError(path, "space", str(e)) from e
     data_key = data or _get(raw, path, "data", Key(str), "synthetic")
     if data_key == "synthetic":
         dataset = synthetic_dataset(SyntheticSpec(**_section(raw.get("synthetic"), path, "synthetic", SYNTHETIC_KEYS)))

@@ -175,7 +175,7 @@ CASES = [
     pytest.param(
         search,
         [*SMOKE, "--trials", "1", "--storage", "nas.db"],
-        "cannot open storage nas.db",
+        "storage 'nas.db' is not a URL; for a SQLite file write sqlite:///nas.db",
         id="search-storage-plain-path",
     ),
     pytest.param(
@@ -186,6 +186,12 @@ CASES = [
     ),
     pytest.param(
         search, [*SMOKE, "--json", *S], "--json is only valid with --dry-run", id="search-json-without-dry-run"
+    ),
+    pytest.param(
+        search,
+        [*SMOKE, "--study-name", "fresh", "--trials", "1", "--seed", "-1", *S],
+        "--seed must be a non-negative integer, got -1",
+        id="search-seed-negative",
     ),
     pytest.param(export, ["--study", "missing", *OUT, *S], "no study 'missing' in {url}", id="export-study-unknown"),
     pytest.param(
@@ -217,7 +223,7 @@ CASES = [
         id="export-pick-unknown",
     ),
     pytest.param(
-        export, [*SMOKE, *OUT, "--storage", "nas.db"], "cannot open storage nas.db", id="export-storage-plain-path"
+        export, [*SMOKE, *OUT, "--storage", "nas.db"], "write sqlite:///nas.db", id="export-storage-plain-path"
     ),
     pytest.param(report, ["--study", "missing", *S], "no study 'missing' in {url}", id="report-study-unknown"),
     pytest.param(
@@ -229,7 +235,7 @@ CASES = [
         "cannot write the report to {a_file}/rep",
         id="report-out-unwritable",
     ),
-    pytest.param(report, [*SMOKE, "--storage", "nas.db"], "cannot open storage nas.db", id="report-storage-plain-path"),
+    pytest.param(report, [*SMOKE, "--storage", "nas.db"], "write sqlite:///nas.db", id="report-storage-plain-path"),
 ]
 
 

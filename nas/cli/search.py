@@ -106,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--json is only valid with --dry-run")
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials must be at least 1, got {args.trials}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {args.seed}")
     cfg = load_preset(args.study, data=args.data)
     if args.dry_run:
         d = dry_run_dict(cfg, report(cfg.space, cfg.dataset.nc, cfg.imgsz))

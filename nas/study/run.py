@@ -68,7 +68,7 @@ def run_study(
     # offset the seed by the trials already stored: a resumed study must not replay the same random stream; on a
     # shared storage also by the process id, or workers started together would all draw the same architectures
     offset = len(study.get_trials(deepcopy=False)) + (0 if storage.exclusive else os.getpid())
-    study.sampler = make_sampler(run.sampler or cfg.sampler, run.seed + offset)
+    study.sampler = make_sampler(run.sampler or cfg.sampler, (run.seed + offset) % 2**32)
     run_root = run.run_dir / study_name
     weights = run.weights
     if weights is None and cfg.init == "warm":

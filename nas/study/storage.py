@@ -89,6 +89,8 @@ def open_storage(url: str, worker: bool) -> Storage:
         UserError: the URL cannot be opened (bad scheme, no server, corrupt file, missing driver), or another
             worker already holds the SQLite file.
     """
+    if "://" not in url:
+        raise UserError(f"storage {url!r} is not a URL; for a SQLite file write sqlite:///{url}")
     try:
         if url.startswith(JOURNAL_PREFIX):
             path = Path(url.removeprefix(JOURNAL_PREFIX))

@@ -96,14 +96,17 @@ def within(trials: Iterable[FrozenTrial], max_gflops: float | None, max_latency_
 
 
 def _losses(points: Iterable[Values], lo: Values, hi: Values) -> list[tuple[float, ...]]:
-    """Return each point scaled by [lo, hi] to [0, 1] per objective (clipped), flipped where larger is better."""
+    """Return each point scaled by [lo, hi] to [0, 1] per objective (clipped), flipped where larger is better, so
+    0 is best. An objective with no range (lo == hi) separates nothing: every point scores 0 (best) in it."""
     out = []
     for p in points:
         scaled = []
         for o in OBJECTIVES:
             span = hi[o.name] - lo[o.name]
-            x = (p[o.name] - lo[o.name]) / span if span > 0 else 0.0
-            x = min(max(x, 0.0), 1.0)
+            if span <= 0:
+                scaled.append(0.0)
+                continue
+            x = min(max((p[o.name] - lo[o.name]) / span, 0.0), 1.0)
             scaled.append(1.0 - x if o.sign > 0 else x)
         out.append(tuple(scaled))
     return out

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import threading
 import warnings
@@ -25,7 +26,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
 
@@ -46,6 +47,21 @@ def expected_optuna_warnings() -> Iterator[None]:
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         warnings.filterwarnings("ignore", category=ExperimentalWarning)
         yield
+
+
+class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a dead worker's trial (same architecture, queued as WAITING, at most ``max_retry`` times),
+    without what belonged to the dead attempt: its constraint values (Optuna would refuse the retry's own, keeping
+    a stale verdict on feasibility) and its records (the retry writes its own)."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Queue ``trial``'s parameters again unless it was retried ``max_retry`` times."""
+        attempt = copy.deepcopy(trial)
+        attempt.system_attrs = {
+            k: v for k, v in trial.system_attrs.items() if k != "constraints" and not k.startswith("constraints:")
+        }
+        attempt.user_attrs = {}
+        super().__call__(study, attempt)
 
 
 @dataclass
@@ -118,7 +134,7 @@ def open_storage(url: str, worker: bool) -> Storage:
                     engine_kwargs={"pool_pre_ping": True},
                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
                     grace_period=GRACE_PERIOD_S,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+                    heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=MAX_RETRIES),
                 )
         else:
             backend = RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
@@ -166,7 +182,7 @@ def recover_dead_trials(study: optuna.Study, storage: Storage, all_running: bool
                 continue  # finished meanwhile
             # queue it again from its state before the failure, so the retry does not inherit the fail_reason
             with expected_optuna_warnings():
-                RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, t)
+                RetryStaleTrial(max_retry=MAX_RETRIES)(study, t)
             failed.append(t.number)
         return failed
     if not storage.heartbeats:

@@ -52,11 +52,12 @@ def machine() -> dict:
     }
 
 
-def write_result(name: str, figures: dict) -> Path:
+def write_result(name: str, figures: dict, directory: Path | None = None) -> Path:
     """Write ``figures`` plus machine, versions, command and date (UTC, when written) to
-    ``benchmarks/results/<name>.json``; return the path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    ``<directory>/<name>.json`` (default ``benchmarks/results``); return the path."""
+    directory = Path(directory) if directory is not None else RESULTS
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     command = invocation() + "".join(f" {a}" for a in sys.argv[1:])
     date = datetime.now(UTC).isoformat(timespec="seconds")
     record = {**figures, "machine": machine(), "versions": versions(), "command": command, "date": date}
@@ -85,7 +86,8 @@ def ranks(xs: list[float]) -> list[float]:
 
 
 def spearman(a: list[float], b: list[float]) -> float:
-    """Return Spearman's rho (Pearson correlation of the ranks)."""
+    """Return Spearman's rho (Pearson correlation of the average ranks, so ties are handled); NaN when either side
+    is constant."""
     ra, rb = ranks(a), ranks(b)
     ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
@@ -95,7 +97,7 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def kendall(a: list[float], b: list[float]) -> float:
-    """Return Kendall's tau-b."""
+    """Return Kendall's tau-b (corrected for ties on either side); NaN when either side is constant."""
     conc = disc = ta = tb = 0
     for i, j in itertools.combinations(range(len(a)), 2):
         da, db = a[i] - a[j], b[i] - b[j]

@@ -1,118 +1,787 @@
-"""Does the light proxy rank architectures like a 4x longer schedule? Spearman and Kendall over n architectures.
+"""Does the proxy rank architectures like a long training from scratch? Spearman and Kendall against a reference.
 
-Trains each architecture twice on the light preset's dataset: with the light schedule and with `--factor`
-times its epochs (same everything else), and correlates the two mAP50-95 rankings. The architectures are the
-stock model plus distinct random ones of the light space (seeded). Each `--init` is measured on the same
-architectures: `scratch` (random init) and `warm` (every trial inherits matching tensors from the unmodified
-base trained once for the preset's `warm_epochs`). Writes results/proxy_fidelity.json, one entry per init
-and at the top level the figures of the init that ranks better.
+Architectures: the stock model plus n-1 distinct random ones of the preset's space (seeded draw); the script
+checks that every operator form of the space appears and names the ones that do not.
+Reference: each architecture trained from scratch for --reference-epochs with the preset's training size, data
+and schedule otherwise; the first of --reference-seeds on every architecture, the others on the first
+--second-seed-on architectures. The Spearman between two reference seeds is the repeatability ceiling: no proxy
+can be expected to agree with the reference better than the reference agrees with itself.
+Proxy modes (--modes), each on the same architectures: the first of --proxy-seeds on every one, the others on the
+same first --second-seed-on ones (the mode's own seed-to-seed spread). A mode is one entry of MODES, a function
+(bench, arch, seed, workdir) -> (mAP50-95, seconds), with the settings its results depend on and an optional
+one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
+  scratch  random init, the preset's schedule (init: scratch)
+  warm     inherits every tensor it shares with the unmodified base, trained once for --warm-epochs with the first
+           proxy seed (init: warm); one-off step "warm:base"
 
-    python -m benchmarks.proxy_fidelity [--n 8] [--factor 4] [--seed 0] [--study light] [--init warm scratch]
+Work is split into units (architecture, role, seed), the role being "reference" or a mode. --workers spawned
+processes (one torch thread each) run them; each finished unit is appended at once as one JSON line to
+--runs-file. On start the runs file is read and the units already there with the same settings are skipped: stop
+the command at any time and run it again to resume. A unit that fails is recorded with its error and is not run
+again unless --retry-failed. After every unit the summary (<--out>/proxy_fidelity.json) is recomputed from the
+runs file, partial data included: per mode Spearman and Kendall against the reference's mean over its seeds (each
+with a bootstrap 90% interval), whether the mode's top 3 contains the reference's best, its mean seconds per trial
+and its seed-to-seed Spearman; the reference's repeatability and per-architecture spread.
+
+    python -m benchmarks.proxy_fidelity [--study light] [--n 12] [--reference-epochs 16] [--reference-seeds 0 1] \\
+        [--proxy-seeds 0 1] [--second-seed-on 6] [--modes scratch warm] [--workers 2] [--runs-file F] [--out DIR]
+    python -m benchmarks.proxy_fidelity --only-summary    # recompute the summary from the runs file, train nothing
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import json
+import math
+import multiprocessing
+import os
+import random
+import signal
+import statistics
+import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any, NamedTuple
 
 import optuna
 
-from benchmarks.common import diverse_architectures, kendall, parser, say, spawn_pool, spearman, write_result
-from nas.config import load_preset
-from nas.measure import remove_run, train_proxy, warm_start_weights
+from benchmarks.common import (
+    RESULTS,
+    diverse_architectures,
+    invocation,
+    kendall,
+    parser,
+    say,
+    spawn_pool,
+    spearman,
+    write_result,
+)
+from modules.table import is_stock
+from nas.config import StudyConfig, load_preset
+from nas.measure import remove_run, train_proxy, warm_base_path, warm_start_weights
+from nas.space import Architecture, Choice
+
+NAME = "proxy_fidelity"
+RUNS_FILE = RESULTS / f"{NAME}_runs.jsonl"
+BOOTSTRAP_DRAWS = 2000
+BOOTSTRAP_SEED = 0
+MIN_RANKED = 3  # fewer architectures give no correlation (two points always correlate +-1)
+TOP = 3
+BAR_SPEARMAN = 0.6
+# issue 12's protocol: what the summary checks the command against
+PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_on": 6}
+
+UnitId = tuple[str, str, int]  # (architecture key, role, seed)
 
 
-def measure(study: str, n: int, init: str, warm_epochs: int, factor: int, seed: int, device: str, work: Path) -> dict:
-    """Train every architecture with the proxy and the reference schedule from ``init``; return the figures.
+class Outcome(NamedTuple):
+    """What a mode returns: mAP50-95 and seconds (a plain 2-tuple is accepted too), optionally mAP50 and epochs."""
 
-    Runs in its own process (one per init), so it loads the preset and draws the architectures itself.
-    """
+    map50_95: float
+    seconds: float
+    map50: float | None = None
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every unit of one command shares. Sent to the workers, so it holds names and numbers only."""
+
+    study: str
+    device: str
+    reference_epochs: int
+    warm_epochs: int
+    base_seed: int  # the warm base is trained once, with the first proxy seed
+    workdir: Path
+
+    @property
+    def cfg(self) -> StudyConfig:
+        """Return the preset (loaded once per process)."""
+        return _preset(self.study)
+
+    @property
+    def warm_root(self) -> Path:
+        """Return the folder of the warm-start base (one per preset)."""
+        return self.workdir / f"warm-{self.study}"
+
+
+@functools.cache
+def _preset(study: str) -> StudyConfig:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    cfg = load_preset(study)
-    archs = diverse_architectures(cfg.space, n, seed)
-    work = work / init
-    work.mkdir(parents=True, exist_ok=True)
-    data = cfg.dataset.data_yaml()
-    proxy = dict(cfg.schedule)
-    reference = {**proxy, "epochs": proxy["epochs"] * factor}
-    weights, warm_s = None, 0.0
-    if init == "warm":
-        t = time.perf_counter()
-        weights = warm_start_weights(cfg, work, device, seed, warm_epochs, log=say)
-        warm_s = round(time.perf_counter() - t, 1)
-        print(f"[{init}] base trained {warm_epochs} epochs in {warm_s} s", flush=True)
-    rows = []
-    for i, arch in enumerate(archs):
-        yaml_path = work / f"{arch.key}.yaml"
-        yaml_path.write_text(arch.to_yaml(cfg.dataset.nc))
-        row = {"key": arch.key, "summary": arch.summary()}
-        for label, schedule in (("proxy", proxy), ("reference", reference)):
-            t = time.perf_counter()
-            run = work / f"{arch.key}-{init}-{label}"
-            r = train_proxy(yaml_path, data, schedule, run, device, seed, weights=weights)
-            remove_run(run)
-            row[f"{label}_map50_95"] = round(r.map50_95, 5)
-            row[f"{label}_s"] = round(time.perf_counter() - t, 1)
-        rows.append(row)
-        print(
-            f"[{init} {i + 1}/{len(archs)}] {arch.key} proxy {row['proxy_map50_95']:.4f} ({row['proxy_s']} s)  "
-            f"reference {row['reference_map50_95']:.4f} ({row['reference_s']} s)  {arch.summary()}",
-            flush=True,
-        )
-    a = [r["proxy_map50_95"] for r in rows]
-    b = [r["reference_map50_95"] for r in rows]
-    figures = {
-        "spearman": round(spearman(a, b), 4),
-        "kendall": round(kendall(a, b), 4),
-        "n_architectures": len(rows),
+    return load_preset(study)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# roles: the reference and the proxy modes
+
+
+def _train(bench: Bench, arch: Architecture, schedule: dict, seed: int, workdir: Path, weights=None) -> Outcome:
+    """Train ``arch`` with ``schedule`` in ``workdir``; the seconds are the training run's (set-up, epochs, val)."""
+    cfg = bench.cfg
+    model = workdir / "model.yaml"
+    model.write_text(arch.to_yaml(cfg.dataset.nc))
+    t = time.perf_counter()
+    r = train_proxy(model, cfg.dataset.data_yaml(), schedule, workdir / "train", bench.device, seed, weights=weights)
+    return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs)
+
+
+def reference(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
+    """From scratch for ``reference_epochs``, the preset's schedule otherwise."""
+    return _train(bench, arch, {**bench.cfg.schedule, "epochs": bench.reference_epochs}, seed, workdir)
+
+
+def scratch(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
+    """Random init, the preset's schedule."""
+    return _train(bench, arch, bench.cfg.schedule, seed, workdir)
+
+
+def warm_base(bench: Bench) -> dict:
+    """Train the warm-start base once (the ``warm:base`` unit); return the fields its record adds."""
+    existed = warm_base_path(bench.warm_root, bench.warm_epochs).is_file()
+    path = warm_start_weights(bench.cfg, bench.warm_root, bench.device, bench.base_seed, bench.warm_epochs)
+    note = f"reused the existing {path}: its training time is not known" if existed else None
+    return {"epochs": bench.warm_epochs, "note": note}
+
+
+def warm(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
+    """Inherit the base's matching tensors, then the preset's schedule. The base comes from the ``warm:base`` unit;
+    should its file be gone, it is trained again here, outside the seconds this returns."""
+    weights = warm_start_weights(bench.cfg, bench.warm_root, bench.device, bench.base_seed, bench.warm_epochs)
+    return _train(bench, arch, bench.cfg.schedule, seed, workdir, weights=weights)
+
+
+def _settings(bench: Bench, init: str, epochs: int | None = None, **extra: Any) -> dict:
+    """Return what a role's results depend on: a record counts for a unit only if its settings are equal."""
+    cfg = bench.cfg
+    schedule = {**cfg.schedule, "epochs": epochs or cfg.schedule["epochs"]}
+    return {
+        "study": cfg.name,
+        "dataset": cfg.dataset.description,
+        "device": bench.device,
         "init": init,
-        "warm_epochs": warm_epochs if init == "warm" else None,
-        "warm_base_s": warm_s,
-        "mean_proxy_s": round(sum(r["proxy_s"] for r in rows) / len(rows), 1),
-        "proxy": proxy,
-        "reference": reference,
-        "architectures": rows,
+        "schedule": schedule,
+        **extra,
     }
-    print(f"[{init}] Spearman {figures['spearman']}, Kendall {figures['kendall']} over {len(rows)} architectures")
-    (work / "figures.json").write_text(json.dumps(figures, indent=2))  # kept should the other init fail
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One role: how a unit runs, what its results depend on, and an optional one-off step (``step``: its name)."""
+
+    run: Callable[[Bench, Architecture, int, Path], Outcome | tuple[float, float]]
+    about: str
+    settings: Callable[[Bench], dict]
+    prepare: Callable[[Bench], dict] | None = None
+    step: str = ""
+
+
+REFERENCE = Mode(
+    reference,
+    "from scratch for --reference-epochs",
+    lambda b: _settings(b, "scratch", b.reference_epochs),
+)
+MODES: dict[str, Mode] = {
+    "scratch": Mode(scratch, "random init, the preset's schedule", lambda b: _settings(b, "scratch")),
+    "warm": Mode(
+        warm,
+        "inherits the tensors of the unmodified base trained once for --warm-epochs, then the preset's schedule",
+        lambda b: _settings(b, "warm", warm_epochs=b.warm_epochs, base_seed=b.base_seed),
+        prepare=warm_base,
+        step="base",
+    ),
+    # "supernet0", "supernet1": to come with the supernet (0 and 1 fine-tune epoch)
+}
+
+
+def role_mode(role: str) -> tuple[Mode, bool]:
+    """Return the mode of ``role`` and whether the role is the mode's one-off step."""
+    if role == "reference":
+        return REFERENCE, False
+    name, _, step = role.partition(":")
+    return MODES[name], bool(step)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one unit, in a worker process
+
+
+def _worker_setup() -> None:
+    """One torch thread in this worker (two workers share two cores); Ctrl-C is the parent's to handle (it stops
+    the workers), so that no interrupted training is recorded as a failure."""
+    import torch
+    import ultralytics.utils.torch_utils as torch_utils
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    torch_utils.NUM_THREADS = 1  # Ultralytics' select_device resets torch's threads to this (cpu_count - 1)
+
+
+def unit_folder(bench: Bench, key: str, role: str, seed: int) -> Path:
+    """Return the run folder of one unit (removed when the unit ends)."""
+    return bench.workdir / "units" / f"{key}-{role.replace(':', '-')}-s{seed}"
+
+
+def run_unit(bench: Bench, choices: tuple[tuple[str, str, int | None], ...], role: str, seed: int) -> dict:
+    """Run one unit in its own folder (removed afterwards); return its record. Errors are recorded, not raised."""
+    _worker_setup()
+    arch = bench.cfg.space.architecture({p: Choice(op, k) for p, op, k in choices})
+    mode, is_step = role_mode(role)
+    folder = unit_folder(bench, arch.key, role, seed)
+    remove_run(folder)  # left over from an interrupted run
+    folder.mkdir(parents=True)
+    record: dict[str, Any] = {
+        "key": arch.key,
+        "summary": arch.summary(),
+        "role": role,
+        "seed": seed,
+        "map50_95": None,
+        "map50": None,
+        "seconds": None,
+        "epochs": None,
+        "error": None,
+        "note": None,
+    }
+    t = time.perf_counter()
+    try:
+        if is_step:
+            assert mode.prepare is not None
+            record.update(mode.prepare(bench), seconds=round(time.perf_counter() - t, 1))
+        else:
+            out = mode.run(bench, arch, seed, folder)
+            out = out if isinstance(out, Outcome) else Outcome(*out)
+            record.update(
+                map50_95=round(out.map50_95, 5),
+                map50=None if out.map50 is None else round(out.map50, 5),
+                seconds=round(out.seconds, 1),
+                epochs=out.epochs,
+            )
+    except Exception as e:  # recorded with its first line; the other units go on
+        lines = str(e).strip().splitlines()
+        record.update(
+            error=f"{type(e).__name__}: {lines[0] if lines else ''}".strip(), seconds=round(time.perf_counter() - t, 1)
+        )
+    finally:
+        remove_run(folder)
+    return record
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the plan and the runs file
+
+
+@dataclass(frozen=True)
+class Unit:
+    key: str
+    role: str
+    seed: int
+    needs: UnitId | None = None  # a one-off step that must be done first
+
+    @property
+    def id(self) -> UnitId:
+        return (self.key, self.role, self.seed)
+
+
+def plan(archs: list[Architecture], args) -> list[Unit]:
+    """Return every unit in the order they are started: the one-off steps; the first seeds architecture by
+    architecture (a partial run already ranks its first architectures); the other reference seeds, the long units,
+    before the other proxy seeds, the short ones (so the two workers finish at about the same time)."""
+    units: list[Unit] = []
+    steps = {}
+    for name in args.modes:
+        mode = MODES[name]
+        if mode.prepare:
+            step = Unit(archs[0].key, f"{name}:{mode.step}", args.proxy_seeds[0])
+            steps[name] = step.id
+            units.append(step)
+    for arch in archs:
+        units.append(Unit(arch.key, "reference", args.reference_seeds[0]))
+        units.extend(Unit(arch.key, name, args.proxy_seeds[0], steps.get(name)) for name in args.modes)
+    again = archs[: args.second_seed_on]
+    units.extend(Unit(a.key, "reference", seed) for seed in args.reference_seeds[1:] for a in again)
+    units.extend(
+        Unit(a.key, name, seed, steps.get(name)) for seed in args.proxy_seeds[1:] for a in again for name in args.modes
+    )
+    return units
+
+
+def read_runs(path: Path) -> list[dict]:
+    """Return the records of the runs file (none if it does not exist), skipping unreadable lines."""
+    if not path.is_file():
+        return []
+    records, bad = [], 0
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                bad += 1
+    if bad:
+        say(f"{path}: {bad} unreadable line(s) skipped (an interrupted write)")
+    return records
+
+
+def match(records: list[dict], units: list[Unit], bench: Bench) -> tuple[dict, dict, int]:
+    """Return the last successful record of each unit, the last error of each unit that never succeeded, and how
+    many records belong to no unit of this plan (other settings or architectures)."""
+    wanted = {u.id: role_mode(u.role)[0].settings(bench) for u in units}
+    done: dict[UnitId, dict] = {}
+    errors: dict[UnitId, dict] = {}
+    other = 0
+    for r in records:
+        uid = (r.get("key"), r.get("role"), r.get("seed"))
+        if uid not in wanted or r.get("settings") != wanted[uid]:
+            other += 1
+        elif r.get("error") is None:
+            done[uid] = r
+        else:
+            errors[uid] = r
+    failed = {uid: r for uid, r in errors.items() if uid not in done}
+    return done, failed, other
+
+
+def open_runs(path: Path) -> IO[str]:
+    """Open the runs file for appending, locked against a second command using it; make it end with a newline."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = path.open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        sys.exit(f"{path} is in use by another proxy_fidelity command")
+    if fh.tell():
+        fh.seek(fh.tell() - 1)
+        if fh.read(1) != "\n":  # a line cut by a kill: end it, so the next record stays readable
+            fh.write("\n")
+    return fh
+
+
+def append(fh: IO[str], record: dict) -> None:
+    fh.write(json.dumps(record) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the summary
+
+
+def _interval(xs: list[float]) -> list[float]:
+    q = statistics.quantiles(xs, n=20, method="inclusive")  # 5th, 10th, ..., 95th percentile
+    return [round(q[0], 4), round(q[-1], 4)]
+
+
+def correlation(a: list[float], b: list[float], labels: tuple[str, str] = ("proxy", "reference")) -> dict:
+    """Return Spearman and Kendall of ``a`` and ``b`` with bootstrap 90% intervals (resampling the pairs
+    ``BOOTSTRAP_DRAWS`` times, fixed RNG seed); null with a note (naming the side by ``labels``) where undefined."""
+    n = len(a)
+    out: dict[str, Any] = {
+        "n_architectures": n,
+        "spearman": None,
+        "spearman_90": None,
+        "kendall": None,
+        "kendall_90": None,
+        "note": None,
+    }
+    if n < MIN_RANKED:
+        out["note"] = f"{n} architecture(s): no correlation below {MIN_RANKED}"
+        return out
+    constant = [side for side, xs in zip(labels, (a, b), strict=True) if len(set(xs)) == 1]
+    if constant:
+        out["note"] = f"constant ranks: {' and '.join(constant)} give every architecture the same mAP50-95"
+        return out
+    out["spearman"], out["kendall"] = round(spearman(a, b), 4), round(kendall(a, b), 4)
+    rng = random.Random(BOOTSTRAP_SEED)
+    sp, kd = [], []
+    for _ in range(BOOTSTRAP_DRAWS):
+        idx = [rng.randrange(n) for _ in range(n)]
+        x, y = [a[i] for i in idx], [b[i] for i in idx]
+        s = spearman(x, y)
+        if not math.isnan(s):  # a draw of one value repeated has no ranks; left out
+            sp.append(s)
+            kd.append(kendall(x, y))
+    if len(sp) >= 2:
+        out["spearman_90"], out["kendall_90"] = _interval(sp), _interval(kd)
+    if len(sp) < BOOTSTRAP_DRAWS:
+        out["note"] = f"{BOOTSTRAP_DRAWS - len(sp)} of {BOOTSTRAP_DRAWS} bootstrap draws had constant ranks, left out"
+    return out
+
+
+def _spread(values: dict[str, dict[int, float]], seeds: list[int]) -> dict:
+    """Return the seed-to-seed correlation (first two seeds) and the per-architecture range over the seeds."""
+    both = [k for k, v in values.items() if all(s in v for s in seeds[:2])]
+    a, b = ([values[k][s] for k in both] for s in seeds[:2])
+    figures = correlation(a, b, (f"seed {seeds[0]}", f"seed {seeds[1]}"))
+    ranges = [max(v.values()) - min(v.values()) for v in values.values() if len(v) > 1]
+    figures["seeds"] = seeds[:2]
+    figures["mean_range_map50_95"] = round(statistics.fmean(ranges), 5) if ranges else None
+    figures["max_range_map50_95"] = round(max(ranges), 5) if ranges else None
     return figures
+
+
+def _by_arch(done: dict, role: str, order: list[str], field: str = "map50_95") -> dict[str, dict[int, float]]:
+    """Return {architecture key: {seed: value}} of ``role``'s finished units, in the architectures' order."""
+    out: dict[str, dict[int, float]] = {}
+    for (key, r, seed), rec in done.items():
+        if r == role:
+            out.setdefault(key, {})[seed] = rec[field]
+    return {k: dict(sorted(out[k].items())) for k in order if k in out}
+
+
+def _mean_seconds(done: dict, role: str) -> float | None:
+    secs = [rec["seconds"] for (_, r, _), rec in done.items() if r == role]
+    return round(statistics.fmean(secs), 1) if secs else None
+
+
+def top_k(keys: list[str], proxy: dict[str, float], ref: dict[str, float]) -> dict:
+    """Return whether the proxy's top ``TOP`` of ``keys`` holds the reference's best (any of them, if tied), and the
+    reference's loss of taking the proxy's first; null with a note where that says nothing."""
+    out: dict[str, Any] = {
+        "top3_contains_best": None,
+        "top3": None,
+        "reference_best": None,
+        "reference_regret_of_top1": None,
+        "top3_note": None,
+    }
+    if len(keys) <= TOP:
+        out["top3_note"] = f"{len(keys)} architecture(s) ranked: a top {TOP} holds them all"
+        return out
+    if len({ref[k] for k in keys}) == 1 or len({proxy[k] for k in keys}) == 1:
+        out["top3_note"] = "constant ranks: the reference or the proxy gives every architecture the same mAP50-95"
+        return out
+    ranked = sorted(keys, key=lambda k: -proxy[k])  # ties keep the draw order
+    best = max(ref[k] for k in keys)
+    picked = ranked[:TOP]
+    out["top3_contains_best"] = any(ref[k] == best for k in picked)
+    out["top3"] = picked
+    out["reference_best"] = [k for k in keys if ref[k] == best]
+    out["reference_regret_of_top1"] = round(best - ref[picked[0]], 5)
+    if proxy[ranked[TOP - 1]] == proxy[ranked[TOP]]:
+        out["top3_note"] = f"the proxy ties at place {TOP}: the draw order decides"
+    return out
+
+
+def summarize(archs: list[Architecture], units: list[Unit], records: list[dict], bench: Bench, args) -> dict:
+    """Return the summary of every finished unit of the plan (partial data included)."""
+    done, failed, other = match(records, units, bench)
+    cfg = bench.cfg
+    order = [a.key for a in archs]
+    ref = _by_arch(done, "reference", order)
+    ref_mean = {k: statistics.fmean(v.values()) for k, v in ref.items()}
+    roles = ["reference", *(u.role for u in units if ":" in u.role), *args.modes]
+    progress = {
+        "units_done": len(done),
+        "units_failed": len(failed),
+        "units_total": len(units),
+        "by_role": {
+            role: {
+                "done": sum(u.role == role and u.id in done for u in units),
+                "failed": sum(u.role == role and u.id in failed for u in units),
+                "total": sum(u.role == role for u in units),
+            }
+            for role in roles
+        },
+        "records_of_other_settings_ignored": other,
+    }
+    notes = []
+    if len(done) < len(units):
+        notes.append(f"partial: {len(done)} of {len(units)} units done; reference means use the seeds done so far")
+    modes = {}
+    for name in args.modes:
+        mode = MODES[name]
+        proxy = _by_arch(done, name, order)
+        first = {k: v[args.proxy_seeds[0]] for k, v in proxy.items() if args.proxy_seeds[0] in v}
+        keys = [k for k in order if k in first and k in ref_mean]
+        figures: dict[str, Any] = {
+            "about": mode.about,
+            "settings": mode.settings(bench),
+            "proxy_seed": args.proxy_seeds[0],
+        }
+        figures |= correlation([first[k] for k in keys], [ref_mean[k] for k in keys])
+        figures |= top_k(keys, first, ref_mean)
+        figures["mean_seconds_per_trial"] = _mean_seconds(done, name)
+        figures["trials_done"] = sum(r == name for (_, r, _) in done)
+        if mode.prepare:
+            step = done.get((order[0], f"{name}:{mode.step}", args.proxy_seeds[0]))
+            figures["one_off"] = {
+                "step": f"{name}:{mode.step}",
+                "seconds": step and step["seconds"],
+                "epochs": step and step["epochs"],
+                "note": step and step["note"],
+            }
+        figures["seed_to_seed"] = _spread(proxy, args.proxy_seeds) if len(args.proxy_seeds) > 1 else None
+        modes[name] = figures
+    roles_run = ("reference", *args.modes)
+    maps = {role: _by_arch(done, role, order) for role in roles_run}
+    secs = {role: _by_arch(done, role, order, "seconds") for role in roles_run}
+    architectures = []
+    for arch in archs:
+        k = arch.key
+        row: dict[str, Any] = {"key": k, "summary": arch.summary(), "operators": arch.operators()}
+        row["reference_mean"] = round(ref_mean[k], 5) if k in ref_mean else None
+        row |= {role: {str(s): m for s, m in maps[role].get(k, {}).items()} for role in roles_run}
+        row["seconds"] = {role: {str(s): v for s, v in secs[role].get(k, {}).items()} for role in roles_run}
+        architectures.append(row)
+    forms = operator_forms(archs)
+    short = [
+        f"{what} {have} < {need}"
+        for what, have, need in (
+            ("architectures", args.n, PROTOCOL["n"]),
+            ("reference epochs", args.reference_epochs, PROTOCOL["reference_epochs"]),
+            ("reference seeds", len(args.reference_seeds), PROTOCOL["reference_seeds"]),
+            ("second seed on", args.second_seed_on, PROTOCOL["second_seed_on"]),
+        )
+        if have < need
+    ]
+    figures = {
+        "complete": len(done) == len(units),
+        "progress": progress,
+        "preset": cfg.name,
+        "dataset": cfg.dataset.description,
+        "n_architectures": len(archs),
+        "architecture_seed": args.seed,
+        "operator_forms": forms,
+        "protocol": {"issue_12": PROTOCOL, "meets": not short, "short_of": short},
+        "reference": {
+            "about": REFERENCE.about,
+            "settings": REFERENCE.settings(bench),
+            "seeds": args.reference_seeds,
+            "second_seed_on": args.second_seed_on,
+            "mean_seconds": _mean_seconds(done, "reference"),
+            "repeatability": _spread(ref, args.reference_seeds) if len(args.reference_seeds) > 1 else None,
+        },
+        "modes": modes,
+        "bar_spearman": BAR_SPEARMAN,
+        "bootstrap": {
+            "draws": BOOTSTRAP_DRAWS,
+            "rng_seed": BOOTSTRAP_SEED,
+            "interval": "5th-95th percentile of the statistic over resampled architectures",
+        },
+        "failed": [{"key": k, "role": r, "seed": s, "error": rec["error"]} for (k, r, s), rec in failed.items()],
+        "notes": notes,
+        "runs_file": str(args.runs_file),
+        "workers": args.workers,
+        "architectures": architectures,
+    }
+    return _finite(figures)
+
+
+def _finite(x: Any) -> Any:
+    """Return ``x`` with every NaN or infinity replaced by None (the summary stays valid JSON)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def operator_forms(archs: list[Architecture]) -> dict:
+    """Return the space's non-stock operator forms (conv and C3k2 forms counted apart) and those no architecture
+    uses."""
+    space = archs[0].space
+    expected = sorted({op for p in space.points for op in p.choices if not is_stock(op)})
+    present = {op for a in archs for op in a.operators()}
+    return {"expected": expected, "missing": [op for op in expected if op not in present]}
+
+
+def _fmt(x: float | None, interval: list[float] | None = None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{x:.3f}"
+
+
+def print_table(s: dict) -> None:
+    """Print the summary as a table."""
+    p = s["progress"]
+    print(
+        f"\n{NAME}: {p['units_done']}/{p['units_total']} units done, {p['units_failed']} failed; "
+        f"{s['n_architectures']} architectures of {s['preset']}"
+    )
+    r = s["reference"]
+    print(
+        f"reference: {r['about']} ({r['settings']['schedule']['epochs']} epochs), seeds {r['seeds']} "
+        f"(second on {r['second_seed_on']}), mean {r['mean_seconds']} s per run"
+    )
+    rep = r["repeatability"]
+    if rep:
+        print(
+            f"  repeatability ceiling (seed {rep['seeds'][0]} vs {rep['seeds'][1]}, {rep['n_architectures']} "
+            f"architectures): Spearman {_fmt(rep['spearman'], rep['spearman_90'])}, "
+            f"Kendall {_fmt(rep['kendall'], rep['kendall_90'])}; per-architecture range mean "
+            f"{rep['mean_range_map50_95']}, max {rep['max_range_map50_95']} mAP50-95"
+            + (f"  ({rep['note']})" if rep["note"] else "")
+        )
+    head = f"{'mode':<9} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
+    print("\n" + head + f"{'seed-to-seed ρ':<14} {'s/trial':>8}  one-off")
+    for name, m in s["modes"].items():
+        top = "-" if m["top3_contains_best"] is None else ("yes" if m["top3_contains_best"] else "no")
+        sts = m["seed_to_seed"]
+        one = m.get("one_off")
+        one_s = f"{one['seconds']} s ({one['step']})" if one and one["seconds"] is not None else "-"
+        print(
+            f"{name:<9} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
+            f"{_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
+            f"{_fmt(sts and sts['spearman']):<14} {m['mean_seconds_per_trial'] or '-':>8}  {one_s}"
+        )
+    for name, m in s["modes"].items():
+        for what, note in (
+            ("", m["note"]),
+            ("top 3: ", m.get("top3_note")),
+            ("seed to seed: ", m["seed_to_seed"] and m["seed_to_seed"]["note"]),
+        ):
+            if note:
+                print(f"  {name}: {what}{note}")
+    missing = s["operator_forms"]["missing"]
+    if missing:
+        print(f"operator forms missing from the architectures: {', '.join(missing)}")
+    for f in s["failed"]:
+        print(f"failed: {f['key']} {f['role']} seed {f['seed']}: {f['error']}")
+    for n in s["notes"] + [f"short of issue 12's protocol: {x}" for x in s["protocol"]["short_of"]]:
+        print(f"note: {n}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# running
+
+
+def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO[str], on_record: Callable) -> int:
+    """Run the units not done yet on ``args.workers`` processes, appending each record to ``fh`` (the runs file) as
+    it comes and calling ``on_record`` after it; return the exit status."""
+    by_key = {a.key: a for a in archs}
+    done, failed, _ = match(read_runs(args.runs_file), units, bench)
+    skipped = [] if args.retry_failed else [u for u in units if u.id in failed]
+    blocked = [u for u in units if u.needs in {s.id for s in skipped} and u.id not in done]
+    pending = [u for u in units if u.id not in done and u not in skipped and u not in blocked]
+    print(
+        f"{len(units)} units: {len(done)} done, {len(skipped)} failed before (skipped; --retry-failed runs them), "
+        f"{len(blocked)} waiting on a failed one-off step, {len(pending)} to run on {args.workers} worker(s)",
+        flush=True,
+    )
+    if not pending:
+        return 0
+    command = invocation() + "".join(f" {a}" for a in sys.argv[1:])
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers
+    status = 0
+    pool = spawn_pool(args.workers)
+    running: dict[Future, Unit] = {}
+    try:
+        while pending or running:
+            while len(running) < args.workers:
+                unit = next((u for u in pending if u.needs is None or u.needs in done), None)
+                if unit is None:
+                    break
+                pending.remove(unit)
+                choices = tuple((p, c.op, c.kernel) for p, c in by_key[unit.key].choices)
+                running[pool.submit(run_unit, bench, choices, unit.role, unit.seed)] = unit
+            if not running:  # what is left waits on a one-off step that failed
+                say(f"{len(pending)} unit(s) not run: their one-off step failed ({pending[0].needs})")
+                status = 1
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                unit = running.pop(future)
+                record = future.result()
+                settings = role_mode(unit.role)[0].settings(bench)
+                record |= {
+                    "settings": settings,
+                    "command": command,
+                    "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+                append(fh, record)
+                if record["error"] is None:
+                    done[unit.id] = record
+                else:
+                    status = 1
+                m = record["map50_95"]
+                what = f"FAILED {record['error']}" if record["error"] else "done" if m is None else f"mAP50-95 {m:.4f}"
+                print(
+                    f"[{len(done)}/{len(units)}] {unit.key} {unit.role} seed {unit.seed}: {what} "
+                    f"({record['seconds']} s) {record['summary']}",
+                    flush=True,
+                )
+                on_record()
+    except BrokenProcessPool:
+        say("a worker process died (killed? out of memory?); its units are not recorded: run again to resume")
+        status = 1
+    except BaseException:
+        for p in multiprocessing.active_children():  # the pool's workers: stop their trainings now
+            p.terminate()
+        for p in multiprocessing.active_children():
+            p.join(10)
+        for unit in running.values():
+            remove_run(unit_folder(bench, *unit.id))
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return status
 
 
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--study", default="light")
-    ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--factor", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--init", nargs="+", choices=("scratch", "warm"), default=["warm", "scratch"])
+    ap.add_argument("--n", type=int, default=12, help="architectures: the stock one and n-1 random ones")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the architecture draw")
+    ap.add_argument("--reference-epochs", type=int, default=16)
+    ap.add_argument("--reference-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--proxy-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--second-seed-on", type=int, default=6, help="the seeds after the first: on the first N archs")
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     ap.add_argument("--warm-epochs", type=int, default=None, help="default: the preset's, else 4x the proxy's")
-    ap.add_argument("--workdir", default="nas_runs/benchmarks/proxy_fidelity")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=2, help="processes training side by side, one thread each")
+    ap.add_argument("--runs-file", type=Path, default=RUNS_FILE, help="default benchmarks/results/" + RUNS_FILE.name)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="folder of the summary proxy_fidelity.json")
+    ap.add_argument("--workdir", type=Path, default=Path("nas_runs/benchmarks/proxy_fidelity"))
+    ap.add_argument("--retry-failed", action="store_true", help="run the units recorded as failed again")
+    ap.add_argument("--only-summary", action="store_true", help="recompute the summary from the runs file only")
     args = ap.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    cfg = load_preset(args.study)
+    for name in ("reference_seeds", "proxy_seeds", "modes"):
+        if len(set(getattr(args, name))) != len(getattr(args, name)):
+            ap.error(f"--{name.replace('_', '-')}: a value is repeated")
+    if args.n < 1 or args.reference_epochs < 1 or args.workers < 1 or not 0 <= args.second_seed_on <= args.n:
+        ap.error("--n, --reference-epochs and --workers must be at least 1, --second-seed-on between 0 and --n")
+    cfg = _preset(args.study)
     warm_epochs = args.warm_epochs or cfg.warm_epochs or 4 * cfg.schedule["epochs"]
-    work = Path(args.workdir)
-    # Ultralytics trains with one thread on a 2-core machine, so the inits run side by side, one process each
-    with spawn_pool(len(args.init)) as pool:
-        jobs = {
-            init: pool.submit(measure, args.study, args.n, init, warm_epochs, args.factor, args.seed, args.device, work)
-            for init in args.init
-        }
-        by_init = {init: job.result() for init, job in jobs.items()}
-    # the top-level figures are the better init's: the one the light preset should use by default
-    best = max(by_init.values(), key=lambda f: f["spearman"])
-    figures = {
-        **{k: best[k] for k in ("spearman", "kendall", "n_architectures", "init", "proxy", "reference")},
-        "preset": cfg.name,
-        "preset_init": cfg.init,
-        "dataset": cfg.dataset.description,
-        "bar_spearman": 0.6,
-        "parallel_processes": len(args.init),
-        "by_init": by_init,
-    }
-    write_result("proxy_fidelity", figures)
+    bench = Bench(
+        args.study, args.device, args.reference_epochs, warm_epochs, args.proxy_seeds[0], args.workdir.resolve()
+    )
+    archs = diverse_architectures(cfg.space, args.n, args.seed)
+    units = plan(archs, args)
+    missing = operator_forms(archs)["missing"]
+    print(f"{len(archs)} architectures of {cfg.name}; operator forms missing: {', '.join(missing) or 'none'}")
+
+    def write_summary() -> dict:
+        """Recompute the summary from the runs file; write it unless no unit of this plan has finished (an older
+        summary is not replaced by an empty one)."""
+        summary = summarize(archs, units, read_runs(args.runs_file), bench, args)
+        if summary["progress"]["units_done"] or summary["progress"]["units_failed"]:
+            write_result(NAME, summary, directory=args.out)
+        else:
+            say(f"no unit of this plan in {args.runs_file} yet: summary not written")
+        return summary
+
+    status = 0
+    if not args.only_summary:
+        cfg.dataset.data_yaml()  # generated once here, not by two workers at once
+        fh = open_runs(args.runs_file)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill stops the workers too (see run)
+        try:
+            status = run(bench, archs, units, args, fh, write_summary)
+        finally:
+            fh.close()
+            summary = write_summary()
+    else:
+        summary = write_summary()
+    print_table(summary)
+    print(f"summary: {args.out / (NAME + '.json')}; runs: {args.runs_file}")
+    sys.exit(status)
 
 
 if __name__ == "__main__":

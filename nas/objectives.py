@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,29 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     reuse another's result (``dedup_of``) and untrained ones are left out.
     """
     return sorted((t for t in study.best_trials if counts_for_front(t)), key=lambda t: t.number)
+
+
+def reference_trial(study: optuna.Study) -> FrozenTrial | None:
+    """Return the study's reference trial: the complete, unmodified base model flagged ``reference`` (trial 0 of
+    studies made since the reference was introduced), or None."""
+    return next(
+        (t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("reference")),
+        None,
+    )
+
+
+def change(values: Values, reference: Values) -> dict[str, float]:
+    """Return ``values`` against ``reference``: mAP50-95 in points (x100 of the difference), the others in percent."""
+    out = {MAP: 100.0 * (values[MAP] - reference[MAP])}
+    for name in (GFLOPS, LATENCY):
+        out[name] = 100.0 * (values[name] / reference[name] - 1.0) if reference[name] else math.nan
+    return out
+
+
+def better_and_worse(values: Values, reference: Values) -> tuple[list[str], list[str]]:
+    """Return (the objectives where ``values`` beats ``reference``, those where it is worse), by name."""
+    signs = {o.name: o.sign * (values[o.name] - reference[o.name]) for o in OBJECTIVES}
+    return [n for n in NAMES if signs[n] > 0], [n for n in NAMES if signs[n] < 0]
 
 
 def within(trials: Iterable[FrozenTrial], max_gflops: float | None, max_latency_ms: float | None) -> list[FrozenTrial]:

@@ -72,6 +72,8 @@ def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tupl
         assert a["latency"]["runs"] >= 20 and a["latency"]["imgsz"] == 640
     for key in ("preset", "space", "dataset", "fingerprint"):
         assert key in study.user_attrs
+    assert trials[0].number == 0 and trials[0].user_attrs["reference"] and trials[0].user_attrs["summary"] == "stock"
+    assert all("vs_stock" in t.user_attrs for t in trials[1:])
     assert not any((work / "runs" / "smoke").glob("trial_*"))  # run folders removed
 
 
@@ -103,6 +105,7 @@ def test_list_export_and_fresh_process_rebuild(smoke_study: tuple[str, Path], ca
     assert export.main(["--study", "smoke", "--storage", storage, "--list"]) == 0
     listing = capsys.readouterr().out
     assert "mAP50-95" in listing and "GFLOPs" in listing
+    assert "reference (stock model)" in listing  # the stock model is listed as the reference, on the front or not
     out = work / "best.yaml"
     assert export.main(["--study", "smoke", "--storage", storage, "--out", str(out)]) == 0
     text = out.read_text()
@@ -137,6 +140,7 @@ def test_each_pick_exports_the_trial_its_rule_chooses(smoke_study: tuple[str, Pa
     assert text.startswith(f"# exported by nas.export from study 'smoke', trial {chosen.number}\n")
     assert text.endswith(chosen.user_attrs["model_yaml"])
     assert f"{values_of(chosen)[GFLOPS]:.4f} GFLOPs" in text
+    assert "# this is the stock model (trial 0" in text or "# vs the stock model (trial 0): mAP" in text
 
 
 def test_a_study_written_before_the_reorganisation_still_exports_and_reports(

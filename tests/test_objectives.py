@@ -428,3 +428,12 @@ def test_an_objective_without_range_scores_best_whatever_its_direction() -> None
     # mAP and latency constant (loss 0), GFLOPs spans [4, 6]: the better point alone gives 1.1 * 1.1 * 1.1
     assert hypervolume(two, lo, hi) == pytest.approx(1.1**3)
     assert hypervolume(two[1:], lo, hi) == pytest.approx(1.1 * 0.1 * 1.1)
+
+
+def test_change_against_the_stock_model_is_in_points_and_percent() -> None:
+    ref = {MAP: 0.40, GFLOPS: 8.0, LATENCY: 50.0}
+    got = objectives.change({MAP: 0.425, GFLOPS: 6.0, LATENCY: 55.0}, ref)
+    assert got == pytest.approx({MAP: 2.5, GFLOPS: -25.0, LATENCY: 10.0})
+    better, worse = objectives.better_and_worse({MAP: 0.425, GFLOPS: 6.0, LATENCY: 55.0}, ref)
+    assert better == [MAP, GFLOPS] and worse == [LATENCY]
+    assert objectives.better_and_worse(ref, ref) == ([], [])

@@ -23,7 +23,17 @@ from nas.config import StudyConfig, load_preset
 from nas.errors import UserError
 from nas.measure import Cost, Evaluation, Latency, ProxyResult, Runtime
 from nas.measure import evaluation as evaluate_module
-from nas.objectives import GFLOPS, LATENCY, MAP, counts_for_front, dominates, pareto_front, values_of
+from nas.objectives import (
+    GFLOPS,
+    LATENCY,
+    MAP,
+    change,
+    counts_for_front,
+    dominates,
+    pareto_front,
+    reference_trial,
+    values_of,
+)
 from nas.space import Architecture
 from nas.study import (
     StudyRun,
@@ -77,10 +87,21 @@ class FakeEvaluate:
 
     outcomes: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    trained_anyway: list[str] = field(default_factory=list)  # keys evaluated with train_infeasible=True
 
-    def __call__(self, arch: Architecture, cfg: StudyConfig, runtime: Runtime, seed: int, run_name: str) -> Evaluation:
+    def __call__(
+        self,
+        arch: Architecture,
+        cfg: StudyConfig,
+        runtime: Runtime,
+        seed: int,
+        run_name: str,
+        train_infeasible: bool = False,
+    ) -> Evaluation:
         outcome = self.outcomes[len(self.calls)] if len(self.calls) < len(self.outcomes) else "ok"
         self.calls.append(arch.key)
+        if train_infeasible:
+            self.trained_anyway.append(arch.key)
         if outcome == "error":
             return Evaluation(phases={"build_s": 0.01}, error=f"train: RuntimeError: boom #{len(self.calls)}")
         map50_95, gflops, latency_ms = numbers_of(arch)
@@ -93,7 +114,7 @@ class FakeEvaluate:
         )
         if outcome == "infeasible":
             ev.violations = {"max_gflops": 0.5}
-        if ev.feasible:  # like the real one: an infeasible candidate is never trained
+        if ev.feasible or train_infeasible:  # like the real one: an infeasible candidate is not trained
             ev.proxy = ProxyResult(map50_95, map50_95 + 0.1, train_s=1.0, val_s=0.5, epochs=1)
             ev.phases.update(train_s=1.0, val_s=0.5)
         return ev
@@ -568,7 +589,7 @@ def test_an_interrupted_trial_is_failed_not_left_running(
     exc: BaseException,
     reason: str,
 ) -> None:
-    def interrupted(*args: object) -> Evaluation:
+    def interrupted(*args: object, **kwargs: object) -> Evaluation:
         raise exc
 
     monkeypatch.setattr(loop, "evaluate", interrupted)
@@ -648,3 +669,50 @@ def test_run_study_on_the_smoke_space_never_leaves_a_running_trial(
     )
     for t in outcome.study.get_trials():
         assert values_of(t) == dict(zip((MAP, GFLOPS, LATENCY), numbers_of(smoke.space.sample(t)), strict=True))
+
+
+# the stock model as trial 0
+
+
+def test_a_new_study_starts_with_the_stock_model_as_its_reference(
+    tmp_path: Path, sqlite: Storage, fake: FakeEvaluate
+) -> None:
+    cfg = write_preset(tmp_path, extra="constraints: {max_gflops: 5.0}\n")  # the stock model (6 GFLOPs) violates it
+    outcome = run_study(cfg, sqlite, StudyRun(trials=5, run_dir=tmp_path / "runs"))
+    trials = outcome.study.get_trials()
+    ref = trials[0]
+    assert ref.user_attrs["reference"] is True and ref.params == {"down_p2": "Conv"}
+    assert ref.user_attrs["summary"] == "stock" and ref.user_attrs["trained"]  # trained despite its violation
+    assert fake.trained_anyway == [ref.user_attrs["key"]]
+    assert ref.number not in [t.number for t in outcome.front]  # infeasible: never on the front
+    assert reference_trial(outcome.study).number == 0
+    flagged = [t.number for t in trials if t.user_attrs.get("reference")]
+    assert flagged == [0], "a reuse of the stock result must not be flagged as the reference"
+    for t in trials[1:]:
+        assert t.user_attrs["vs_stock"] == pytest.approx(
+            {k: round(v, 4) for k, v in change(values_of(t), values_of(ref)).items()}
+        )
+    ghost = next(t for t in trials if t.params["down_p2"] == "GhostV2")
+    assert ghost.user_attrs["vs_stock"]["GFLOPs"] < 0  # GhostV2 is cheaper than the stock conv here
+
+
+def test_a_resumed_study_gets_no_second_reference(tmp_path: Path, db_dir: Path, fake: FakeEvaluate) -> None:
+    cfg = write_preset(tmp_path)
+    url = f"sqlite:///{db_dir / 'r.db'}"
+    for total in (2, 4):
+        storage = open_storage(url, worker=True)
+        try:
+            study = run_study(cfg, storage, StudyRun(trials=total, study_name="r", run_dir=tmp_path / "runs")).study
+        finally:
+            storage.close()
+    assert [t.number for t in study.get_trials() if t.user_attrs.get("reference")] == [0]
+
+
+def test_a_space_without_the_stock_layer_has_no_reference(tmp_path: Path, sqlite: Storage, fake: FakeEvaluate) -> None:
+    (tmp_path / "ghost_only.yaml").write_text(TINY_SPACE.replace("[Conv, GhostV2]", "[GhostV2, ACmix]"))
+    cfg = write_preset(tmp_path, space="ghost_only.yaml")
+    logs: list[str] = []
+    outcome = run_study(cfg, sqlite, StudyRun(trials=2, run_dir=tmp_path / "runs"), log=logs.append)
+    assert any("not in this space" in line and "no reference trial" in line for line in logs), logs
+    assert reference_trial(outcome.study) is None
+    assert not any(t.user_attrs.get("reference") or "vs_stock" in t.user_attrs for t in outcome.study.get_trials())

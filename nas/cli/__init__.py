@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 from typing import NoReturn
 
 import optuna
 
 from ..errors import UserError, one_line
+from ..objectives import GFLOPS, LATENCY, MAP
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
@@ -47,6 +48,13 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Raise instead of printing usage and exiting."""
         raise UserError(message)
+
+
+def format_change(delta: Mapping[str, float] | None) -> str:
+    """Return a change against the stock model as 'mAP +1.20 pt, GFLOPs -3.1%, latency +4.0%' ('-' if none)."""
+    if not delta:
+        return "-"
+    return f"mAP {delta[MAP]:+.2f} pt, GFLOPs {delta[GFLOPS]:+.1f}%, latency {delta[LATENCY]:+.1f}%"
 
 
 def log(message: str) -> None:

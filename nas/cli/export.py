@@ -9,9 +9,22 @@ from pathlib import Path
 import optuna
 
 from ..errors import UserError
-from ..objectives import GFLOPS, LATENCY, MAP, PICKS, pareto_front, pick, value, values_of, within
+from ..objectives import (
+    GFLOPS,
+    LATENCY,
+    MAP,
+    PICKS,
+    better_and_worse,
+    change,
+    pareto_front,
+    pick,
+    reference_trial,
+    value,
+    values_of,
+    within,
+)
 from ..study import DEFAULT_STORAGE, completed, load_study
-from . import ArgumentParser, cli, log
+from . import ArgumentParser, cli, format_change, log
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,21 +41,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def table(trials: list[optuna.trial.FrozenTrial]) -> str:
-    """Return the trials as a text table: number, the three objectives, params, key and summary."""
-    lines = [f"{'trial':>5}  {MAP:>8}  {GFLOPS:>7}  {LATENCY:>10}  {'params':>10}  {'key':<12}  architecture"]
-    for t in sorted(trials, key=lambda t: (-value(t, MAP), t.number)):
+def table(trials: list[optuna.trial.FrozenTrial], reference: optuna.trial.FrozenTrial | None = None) -> str:
+    """Return the trials as a text table: number, the three objectives, the change against the stock model,
+    params, key and summary; the ``reference`` (stock) trial is listed too, marked, when given."""
+    listed = {t.number: t for t in [*trials, *([reference] if reference else [])]}
+    rows = sorted(listed.values(), key=lambda t: (-value(t, MAP), t.number))
+    ref = values_of(reference) if reference else None
+    lines = [
+        f"{'trial':>5}  {MAP:>8}  {GFLOPS:>7}  {LATENCY:>10}  {'vs stock':<40}  {'params':>10}  {'key':<12}  "
+        "architecture"
+    ]
+    for t in rows:
         a, v = t.user_attrs, values_of(t)
+        is_reference = reference is not None and t.number == reference.number
+        vs = "reference (stock model)" if is_reference else format_change(change(v, ref) if ref else None)
         lines.append(
-            f"{t.number:>5}  {v[MAP]:>8.4f}  {v[GFLOPS]:>7.3f}  {v[LATENCY]:>10.2f}  "
+            f"{t.number:>5}  {v[MAP]:>8.4f}  {v[GFLOPS]:>7.3f}  {v[LATENCY]:>10.2f}  {vs:<40}  "
             f"{a.get('params', 0):>10,}  {a.get('key', ''):<12}  {a.get('summary', '')}"
         )
     return "\n".join(lines)
 
 
+def versus_stock(trial: optuna.trial.FrozenTrial, reference: optuna.trial.FrozenTrial | None) -> str:
+    """Return one line saying how ``trial`` compares with the stock model, and on which objectives it beats it."""
+    if reference is None:
+        return "no reference trial of the stock model in this study"
+    if trial.number == reference.number:
+        return f"this is the stock model (trial {reference.number}, the study's reference)"
+    v, r = values_of(trial), values_of(reference)
+    better, worse = better_and_worse(v, r)
+    verdict = f"better on {', '.join(better) or 'nothing'}; worse on {', '.join(worse) or 'nothing'}"
+    return f"vs the stock model (trial {reference.number}): {format_change(change(v, r))}: {verdict}"
+
+
 def header(study: optuna.Study, trial: optuna.trial.FrozenTrial, out: Path) -> str:
     """Return the comment block that starts an exported YAML."""
-    a, v = trial.user_attrs, values_of(trial)
+    a, v, reference = trial.user_attrs, values_of(trial), reference_trial(study)
     lat_info = a.get("latency", {})
     where = f"{lat_info.get('device_name', a.get('device'))} ({lat_info.get('dtype', '')})"
     return "\n".join(
@@ -52,6 +86,7 @@ def header(study: optuna.Study, trial: optuna.trial.FrozenTrial, out: Path) -> s
             f"{v[LATENCY]:.2f} ms "
             f"latency at {a.get('imgsz')} px on {where}",
             f"# params {a.get('params', 0):,} | architecture {a.get('key')}: {a.get('summary')}",
+            f"# {versus_stock(trial, reference)}",
             f"# operators: {', '.join(a.get('operators', [])) or 'none (stock model)'}",
             "# train it in full:",
             f"#   python -c \"import modules; from ultralytics import YOLO; YOLO('{out.name}').train(data='data.yaml', "
@@ -70,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         if not front:
             raise UserError(f"study {args.study!r} has no complete, trained trial yet")
-        print(table(front))
+        print(table(front, reference_trial(study)))
         return 0
     if not args.out:
         raise UserError("--out is required (or use --list)")

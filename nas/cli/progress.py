@@ -24,6 +24,13 @@ def eta(seconds_per_trial: float, remaining: int) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def _vs(delta: Mapping[str, float] | None) -> str:
+    """Return ' (stock +0.50pt/-3.1%/+4.0%)': the change against the reference, or '' before there is one."""
+    if not delta:
+        return ""
+    return f" (vs stock {delta[MAP]:+.2f}pt/{delta[GFLOPS]:+.1f}%/{delta[LATENCY]:+.1f}%)"
+
+
 class Progress:
     """``on_trial`` callback: one stderr line per finished trial with a bar over trials and an ETA."""
 
@@ -40,7 +47,7 @@ class Progress:
         bar = "#" * filled + "." * (self.width - filled)
         print(
             f"[{bar}] {done}/{total} ETA {eta(per_trial, total - done)} | #{r.number:<4} {r.summary[:60]:<60} | "
-            f"{format_values(r.values)} | {r.seconds:6.1f}s | front {r.front} | {r.status}",
+            f"{format_values(r.values)}{_vs(r.vs_stock)} | {r.seconds:6.1f}s | front {r.front} | {r.status}",
             file=sys.stderr,
             flush=True,
         )

@@ -49,9 +49,12 @@ class Evaluation:
         return self.error is None and all(v <= 0 for v in self.violations.values())
 
 
-def evaluate(arch: Architecture, cfg: StudyConfig, runtime: Runtime, seed: int, run_name: str) -> Evaluation:
+def evaluate(
+    arch: Architecture, cfg: StudyConfig, runtime: Runtime, seed: int, run_name: str, train_infeasible: bool = False
+) -> Evaluation:
     """Evaluate ``arch`` as preset ``cfg`` says: build, cost, latency, then proxy training unless a constraint of
-    ``cfg`` is violated. Training runs under ``runtime.run_root / run_name`` with ``seed``.
+    ``cfg`` is violated (``train_infeasible``: train anyway, as for the stock reference). Training runs under
+    ``runtime.run_root / run_name`` with ``seed``.
 
     Never raises for a failing candidate (a model that does not build, a shape error, out of memory, NaN loss):
     the reason is in ``Evaluation.error``. Other ``UserError``s (bad input) and ``KeyboardInterrupt`` propagate.
@@ -73,7 +76,7 @@ def evaluate(arch: Architecture, cfg: StudyConfig, runtime: Runtime, seed: int, 
         ev.phases["latency_s"] = time.perf_counter() - t
         del model
         ev.violations = cfg.constraints.violations(ev.cost.gflops, ev.cost.params, ev.latency.median_ms)
-        if not ev.feasible:
+        if not ev.feasible and not train_infeasible:
             return ev
         stage = "train"
         run_dir = runtime.run_root / run_name

@@ -15,7 +15,7 @@ from .. import objectives
 from ..objectives import GFLOPS, LATENCY, MAP, bounds, counts_for_front, pareto_front, values_of
 from ..study import completed
 
-GREY, FRONT = "rgba(150,150,150,0.45)", "#d62728"
+GREY, FRONT, STOCK = "rgba(150,150,150,0.45)", "#d62728", "#1f77b4"
 
 
 def trained(study: optuna.Study) -> list[FrozenTrial]:
@@ -28,12 +28,30 @@ def _dominated(trials: list[FrozenTrial], front: list[FrozenTrial]) -> list[Froz
     return [t for t in trials if t.number not in on_front]
 
 
+def _vs_stock(t: FrozenTrial) -> str:
+    """Return the trial's change against the stock model as recorded, or what it is."""
+    if t.user_attrs.get("reference"):
+        return "the stock model (reference)"
+    d = t.user_attrs.get("vs_stock")
+    return f"vs stock: mAP {d[MAP]:+.2f} pt, GFLOPs {d[GFLOPS]:+.1f}%, latency {d[LATENCY]:+.1f}%" if d else ""
+
+
 def _hover(t: FrozenTrial) -> str:
     v = values_of(t)
     return (
         f"#{t.number} {t.user_attrs.get('summary', '')}<br>"
-        f"{MAP} {v[MAP]:.4f}, {v[GFLOPS]:.3f} GFLOPs, {v[LATENCY]:.2f} ms"
+        f"{MAP} {v[MAP]:.4f}, {v[GFLOPS]:.3f} GFLOPs, {v[LATENCY]:.2f} ms<br>{_vs_stock(t)}"
     )
+
+
+def _groups(trials: list[FrozenTrial], front: list[FrozenTrial]) -> list[tuple[list[FrozenTrial], dict, str]]:
+    """Return (trials, marker, legend name) for the dominated trials, the front and the stock reference."""
+    reference = [t for t in trials if t.user_attrs.get("reference")]
+    return [
+        (_dominated(trials, front), {"color": GREY}, "dominated"),
+        (front, {"color": FRONT}, "Pareto front"),
+        (reference, {"color": STOCK, "symbol": "diamond"}, "stock model (reference)"),
+    ]
 
 
 def _axis(trials: list[FrozenTrial], name: str) -> list[float]:
@@ -43,7 +61,7 @@ def _axis(trials: list[FrozenTrial], name: str) -> list[float]:
 def pareto_3d(trials: list[FrozenTrial], front: list[FrozenTrial]) -> go.Figure:
     """Return the 3D scatter of all trained trials, the Pareto front highlighted."""
     fig = go.Figure()
-    for group, colour, name in ((_dominated(trials, front), GREY, "dominated"), (front, FRONT, "Pareto front")):
+    for group, marker, name in _groups(trials, front):
         fig.add_trace(
             go.Scatter3d(
                 x=_axis(group, GFLOPS),
@@ -51,7 +69,7 @@ def pareto_3d(trials: list[FrozenTrial], front: list[FrozenTrial]) -> go.Figure:
                 z=_axis(group, MAP),
                 mode="markers",
                 name=name,
-                marker={"size": 4, "color": colour},
+                marker={"size": 4, **marker},
                 text=[_hover(t) for t in group],
                 hoverinfo="text",
             )
@@ -67,16 +85,15 @@ def pareto_pairs(trials: list[FrozenTrial], front: list[FrozenTrial]) -> go.Figu
     """Return the three 2D projections; trials off the 3-objective front are grey."""
     pairs = [(GFLOPS, MAP), (LATENCY, MAP), (GFLOPS, LATENCY)]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[f"{y} vs {x}" for x, y in pairs])
-    dominated = _dominated(trials, front)
     for col, (x, y) in enumerate(pairs, 1):
-        for group, colour, name in ((dominated, GREY, "dominated"), (front, FRONT, "Pareto front")):
+        for group, marker, name in _groups(trials, front):
             fig.add_trace(
                 go.Scatter(
                     x=_axis(group, x),
                     y=_axis(group, y),
                     mode="markers",
                     name=name,
-                    marker={"color": colour, "size": 7},
+                    marker={"size": 7, **marker},
                     text=[_hover(t) for t in group],
                     hoverinfo="text",
                     showlegend=col == 1,
@@ -141,22 +158,25 @@ def pareto_table(front: list[FrozenTrial]) -> go.Figure:
     rows = sorted(front, key=lambda t: (-values_of(t)[MAP], t.number))
     fig = go.Figure(
         go.Table(
-            header={"values": ["trial", MAP, GFLOPS, LATENCY, "params", "key", "architecture"]},
+            header={"values": ["trial", MAP, GFLOPS, LATENCY, "vs stock", "params", "key", "architecture"]},
             cells={
                 "values": [
                     [t.number for t in rows],
                     [f"{v:.4f}" for v in _axis(rows, MAP)],
                     [f"{v:.3f}" for v in _axis(rows, GFLOPS)],
                     [f"{v:.2f}" for v in _axis(rows, LATENCY)],
+                    [_vs_stock(t).removeprefix("vs stock: ") for t in rows],
                     [f"{t.user_attrs.get('params', 0):,}" for t in rows],
                     [t.user_attrs.get("key", "") for t in rows],
                     [t.user_attrs.get("summary", "") for t in rows],
                 ]
             },
-            columnwidth=[40, 70, 60, 70, 80, 100, 420],
+            columnwidth=[40, 70, 60, 70, 220, 80, 100, 420],
         )
     )
-    fig.update_layout(title="Pareto trials", height=120 + 30 * len(rows))
+    # plotly's default margins take 180 px: keep them small so every row shows
+    margin = {"t": 40, "b": 10, "l": 10, "r": 10}
+    fig.update_layout(title="Pareto trials", height=90 + 30 * (len(rows) + 1), margin=margin)
     return fig
 
 

@@ -104,6 +104,12 @@ class SearchSpace:
         """Return the unmodified base model as an architecture."""
         return self.architecture({})
 
+    def stock_params(self) -> dict[str, str] | None:
+        """Return the Optuna parameters that sample the unmodified base model, or None when some point does not
+        offer its stock layer (the base model is then not in the space)."""
+        params = {p.name: SLOTS[p.kind].stock for p in self.points}
+        return params if all(params[p.name] in p.choices for p in self.points) else None
+
     def sample(self, trial: Any) -> Architecture:
         """Return the architecture an Optuna ``trial`` suggests: one categorical per point, and a kernel
         (``<point>.kernel``) suggested only where a Conv2Former choice is taken."""

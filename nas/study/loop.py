@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import StudyConfig
 from ..errors import UserError
 from ..measure import Runtime, evaluate
-from ..objectives import GFLOPS, LATENCY, MAP, pareto_front, to_list, values_of
+from ..objectives import GFLOPS, LATENCY, MAP, change, pareto_front, reference_trial, to_list, values_of
 from ..space import Architecture
 from .queries import completed, find_duplicate, running
 from .records import set_attrs, trial_attrs
@@ -42,6 +42,7 @@ class TrialReport:
     seconds: float
     front: int
     status: str
+    vs_stock: dict[str, float] | None = None  # objectives.change against the reference trial, once it exists
 
 
 @dataclass
@@ -111,7 +112,9 @@ class TrialRunner:
         duplicate = self.wait_for_twin(trial.number, arch.key)
         if duplicate is not None:
             return self._reuse(trial, arch, duplicate, t0)
-        ev = evaluate(arch, self.cfg, self.runtime, self.seed + trial.number, f"trial_{trial.number}")
+        is_reference = bool(trial.user_attrs.get("reference"))
+        seed, name = self.seed + trial.number, f"trial_{trial.number}"
+        ev = evaluate(arch, self.cfg, self.runtime, seed, name, train_infeasible=is_reference)
         t_store = time.perf_counter()
         attrs = trial_attrs(arch, self.cfg, self.runtime, ev)
         set_attrs(trial, attrs)
@@ -126,21 +129,36 @@ class TrialRunner:
             assert ev.cost is not None and ev.latency is not None
             map50_95 = ev.proxy.map50_95 if ev.proxy else 0.0
             values = {MAP: map50_95, GFLOPS: ev.cost.gflops, LATENCY: ev.latency.median_ms}
-            status = "ok" if ev.proxy else "infeasible (not trained)"
+            status = "reference (stock)" if is_reference else "ok" if ev.proxy else "infeasible (not trained)"
+            vs_stock = self._vs_stock(trial, values)
             self.study.tell(trial, to_list(values))
+            return TrialReport(
+                trial.number, arch.summary(), values, time.perf_counter() - t0, self._front(), status, vs_stock
+            )
         return TrialReport(trial.number, arch.summary(), values, time.perf_counter() - t0, self._front(), status)
+
+    def _vs_stock(self, trial: optuna.Trial, values: dict[str, float]) -> dict[str, float] | None:
+        """Record and return ``values`` against the reference trial (None while there is none)."""
+        reference = reference_trial(self.study)
+        if reference is None or reference.number == trial.number:
+            return None
+        delta = {k: round(v, 4) for k, v in change(values, values_of(reference)).items()}
+        trial.set_user_attr("vs_stock", delta)
+        return delta
 
     def _reuse(self, trial: optuna.Trial, arch: Architecture, duplicate: FrozenTrial, t0: float) -> TrialReport:
         """Tell ``trial`` the values, records and constraints of ``duplicate`` (same architecture, same study)."""
-        set_attrs(trial, {k: v for k, v in duplicate.user_attrs.items() if k not in ("phases", "dedup_of")})
+        copied = {k: v for k, v in duplicate.user_attrs.items() if k not in ("phases", "dedup_of", "reference")}
+        set_attrs(trial, copied)
         trial.set_user_attr("dedup_of", duplicate.number)
         trial.set_user_attr("phases", {})
         for name, violation in duplicate.constraints.items():
             trial.set_constraint(name, violation)
         values = values_of(duplicate)
+        vs_stock = self._vs_stock(trial, values)
         self.study.tell(trial, to_list(values))
         summary = f"{arch.summary()} (= #{duplicate.number})"
-        return TrialReport(trial.number, summary, values, time.perf_counter() - t0, self._front(), "dedup")
+        return TrialReport(trial.number, summary, values, time.perf_counter() - t0, self._front(), "dedup", vs_stock)
 
     def run(self, on_trial: Callable[[TrialReport, int, int], None] | None = None) -> int:
         """Run trials until the study has ``total`` COMPLETE ones (counting other workers' running ones); return

@@ -67,8 +67,11 @@ def run_study(
         say(f"trial(s) {', '.join(f'#{n}' for n in dead)} of a dead worker: marked failed, queued again")
     # offset the seed by the trials already stored: a resumed study must not replay the same random stream; on a
     # shared storage also by the process id, or workers started together would all draw the same architectures
-    offset = len(study.get_trials(deepcopy=False)) + (0 if storage.exclusive else os.getpid())
+    stored = len(study.get_trials(deepcopy=False))
+    offset = stored + (0 if storage.exclusive else os.getpid())
     study.sampler = make_sampler(run.sampler or cfg.sampler, (run.seed + offset) % 2**32)
+    if stored == 0:  # a new study: trial 0 is the stock model, the reference every candidate is compared with
+        _enqueue_reference(study, cfg, say)
     run_root = run.run_dir / study_name
     weights = run.weights
     if weights is None and cfg.init == "warm":
@@ -80,3 +83,12 @@ def run_study(
     )
     ran = TrialRunner(study, cfg, runtime, storage, run.seed, run.trials).run(on_trial)
     return StudyOutcome(study, ran, pareto_front(study))
+
+
+def _enqueue_reference(study: optuna.Study, cfg: StudyConfig, say: Callable[[str], None]) -> None:
+    """Queue the unmodified base model as the study's first trial, flagged ``reference`` (if the space holds it)."""
+    stock = cfg.space.stock_params()
+    if stock is None:
+        say("the unmodified base model is not in this space (a point leaves out its stock layer): no reference trial")
+        return
+    study.enqueue_trial(stock, user_attrs={"reference": True})

@@ -393,7 +393,8 @@ def correlation(a: list[float], b: list[float], labels: tuple[str, str] = ("prox
         return out
     constant = [side for side, xs in zip(labels, (a, b), strict=True) if len(set(xs)) == 1]
     if constant:
-        out["note"] = f"constant ranks: {' and '.join(constant)} give every architecture the same mAP50-95"
+        verb = "give" if len(constant) > 1 else "gives"
+        out["note"] = f"constant ranks: the {' and the '.join(constant)} {verb} every architecture the same mAP50-95"
         return out
     out["spearman"], out["kendall"] = round(spearman(a, b), 4), round(kendall(a, b), 4)
     rng = random.Random(BOOTSTRAP_SEED)
@@ -771,9 +772,12 @@ def main() -> None:
     if not args.only_summary:
         cfg.dataset.data_yaml()  # generated once here, not by two workers at once
         fh = open_runs(args.runs_file)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill stops the workers too (see run)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the workers too, as Ctrl-C does
         try:
             status = run(bench, archs, units, args, fh, write_summary)
+        except KeyboardInterrupt:
+            say("interrupted: the units in progress are not recorded; run the same command again to resume")
+            status = 130
         finally:
             fh.close()
             summary = write_summary()

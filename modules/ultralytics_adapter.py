@@ -25,7 +25,7 @@ import copy
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -230,10 +230,12 @@ class ProxyTrainer(DetectionTrainer):
 
     With ``val=False`` Ultralytics validates at the final epoch (and at an epoch where early stopping could
     trigger, which a proxy's ``patience`` larger than its epochs rules out). ``epochs_start`` is set when the
-    set-up (dataloaders, model, optimizer) ends, just before the first epoch.
+    set-up (dataloaders, model, optimizer) ends, just before the first epoch. ``model_factory`` (nc -> model), when
+    set, builds the model to train instead of the YAML (a weight-sharing supernet).
     """
 
     save_checkpoints = False
+    model_factory: Callable[[int], nn.Module] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -244,6 +246,12 @@ class ProxyTrainer(DetectionTrainer):
     @staticmethod
     def _mark_epochs_start(trainer: ProxyTrainer) -> None:
         trainer.epochs_start = time.perf_counter()
+
+    def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> nn.Module:
+        """Return Ultralytics' model for ``cfg``, or ``model_factory``'s when it is set."""
+        if self.model_factory is None:
+            return super().get_model(cfg, weights, verbose)
+        return self.set_model_names_for_load(self.model_factory(self.data["nc"]))
 
     def save_model(self) -> bool:
         """Save only when checkpoints are wanted (the warm-start base)."""

@@ -18,7 +18,9 @@ from .space import SearchSpace, load_space
 STUDIES_DIR = Path(studies.__file__).parent
 SCALES = ("n", "s", "m", "l", "x")
 SAMPLERS = ("tpe", "nsga2", "random")
+INITS = ("scratch", "warm", "supernet")  # how a candidate's weights start (see README, 'Presets')
 DEFAULT_SAMPLER = "tpe"  # chosen by benchmarks/search_efficiency.py
+VERIFY_EPOCHS = 16  # `verify:` default length: the from-scratch reference of benchmarks/proxy_fidelity.py
 PRESET_KEYS = (
     "description",
     "space",
@@ -27,8 +29,10 @@ PRESET_KEYS = (
     "synthetic",
     "imgsz",
     "train",
+    "verify",
     "init",
     "warm_epochs",
+    "supernet_epochs",
     "latency",
     "constraints",
     "sampler",
@@ -46,8 +50,11 @@ class StudyConfig:
     dataset: Dataset
     imgsz: int
     schedule: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SCHEDULE))
+    # `nas.verify`: the from-scratch schedule of the front's verification (default: the proxy's, 16 epochs)
+    verify_schedule: dict[str, Any] = field(default_factory=lambda: {**DEFAULT_SCHEDULE, "epochs": VERIFY_EPOCHS})
     init: str = "scratch"
-    warm_epochs: int = 0  # epochs of the warm-start base (init: warm); 0 when init is scratch
+    warm_epochs: int = 0  # epochs of the warm-start base (init: warm); 0 otherwise
+    supernet_epochs: int = 0  # epochs of the weight-sharing supernet (init: supernet); 0 otherwise
     latency: LatencySettings = field(default_factory=LatencySettings)
     constraints: Constraints = field(default_factory=Constraints)
     sampler: str = DEFAULT_SAMPLER
@@ -135,7 +142,7 @@ def _get(raw: dict, path: Path, name: str, key: Key, default: Any = None) -> Any
 
 TRAIN_KEYS = {
     **{name: Key(kind, low=0) if kind in (int, float) else Key(kind) for name, kind in TRAIN_ARGS.items()},
-    "epochs": Key(int, low=1),
+    "epochs": Key(int, low=0),  # 0 only with init: supernet (checked in load_preset)
     "batch": Key(int, low=1),
     "nbs": Key(int, low=1),
     "imgsz": Key(int, low=32, multiple_of=32),
@@ -187,12 +194,20 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
             dataset = local_dataset(Path(data_key) if data else path.parent / data_key)
         except UserError as e:
             raise (e if data else ConfigError(path, "data", str(e))) from e
-    init = _get(raw, path, "init", Key(str, choices=("scratch", "warm")), "scratch")
+    init = _get(raw, path, "init", Key(str, choices=INITS), "scratch")
     schedule = {**DEFAULT_SCHEDULE, **_section(raw.get("train"), path, "train", TRAIN_KEYS)}
-    if init == "scratch" and raw.get("warm_epochs") is not None:
-        raise ConfigError(path, "warm_epochs", "only applies with init: warm")
-    warm_default = 4 * schedule["epochs"] if init == "warm" else 0
-    warm_epochs = _get(raw, path, "warm_epochs", Key(int, low=1), warm_default)
+    if schedule["epochs"] == 0 and init != "supernet":
+        raise ConfigError(path, "train.epochs", "must be at least 1 (0 validates inherited weights: init: supernet)")
+    verify_schedule = {**schedule, "epochs": VERIFY_EPOCHS, **_section(raw.get("verify"), path, "verify", TRAIN_KEYS)}
+    if verify_schedule["epochs"] < 1:
+        raise ConfigError(path, "verify.epochs", "must be at least 1")
+    base_epochs = {}
+    for mode in ("warm", "supernet"):
+        key = f"{mode}_epochs"
+        if init != mode and raw.get(key) is not None:
+            raise ConfigError(path, key, f"only applies with init: {mode}")
+        default = 4 * max(schedule["epochs"], 1) if init == mode else 0
+        base_epochs[key] = _get(raw, path, key, Key(int, low=1), default)
     return StudyConfig(
         name=path.stem,
         path=path,
@@ -201,8 +216,9 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         dataset=dataset,
         imgsz=imgsz,
         schedule=schedule,
+        verify_schedule=verify_schedule,
         init=init,
-        warm_epochs=warm_epochs,
+        **base_epochs,
         latency=LatencySettings(**_section(raw.get("latency"), path, "latency", LATENCY_KEYS)),
         constraints=Constraints(**_section(raw.get("constraints"), path, "constraints", CONSTRAINT_KEYS)),
         sampler=_get(raw, path, "sampler", Key(str, choices=SAMPLERS), DEFAULT_SAMPLER),

@@ -20,6 +20,7 @@ from ..space import Architecture
 from .cost import Cost, build_model, model_cost
 from .latency import Latency, measure_latency
 from .proxy import ProxyResult, remove_run, train_proxy
+from .supernet import supernet_proxy
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Runtime:
     run_root: Path = Path("nas_runs")
     keep_runs: bool = False
     weights: Path | None = None  # a checkpoint whose matching tensors every candidate inherits
+    supernet: Path | None = None  # init: supernet - the study's trained supernet every candidate inherits its path of
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Evaluation:
     violations: dict[str, float] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    inherited_tensors: int | None = None  # init: supernet - tensors copied from the supernet (all of the candidate's)
 
     @property
     def feasible(self) -> bool:
@@ -84,9 +87,13 @@ def evaluate(
         model_yaml.parent.mkdir(parents=True, exist_ok=True)
         model_yaml.write_text(arch.to_yaml(nc))
         try:
-            ev.proxy = train_proxy(
-                model_yaml, cfg.dataset.data_yaml(), cfg.schedule, run_dir, runtime.device, seed, runtime.weights
-            )
+            if runtime.supernet is not None:
+                ev.proxy, inherited = supernet_proxy(arch, cfg, runtime.supernet, run_dir, runtime.device, seed)
+                ev.inherited_tensors = int(inherited.pop("inherited_tensors"))
+                ev.phases.update(inherited)
+            else:
+                data = cfg.dataset.data_yaml()
+                ev.proxy = train_proxy(model_yaml, data, cfg.schedule, run_dir, runtime.device, seed, runtime.weights)
         finally:
             if not runtime.keep_runs:
                 remove_run(run_dir)

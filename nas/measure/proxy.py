@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,13 @@ def train_proxy(
     weights: Path | None = None,
     save: bool = False,
     quiet: bool = True,
+    customize: Callable[[ProxyTrainer], None] | None = None,
 ) -> ProxyResult:
     """Train ``model_yaml`` on ``data_yaml`` with ``schedule`` and return its final validation metrics.
 
     ``weights``: a checkpoint whose tensors are copied wherever name and shape match (weight inheritance).
     ``save``: keep ``run_dir/weights/last.pt`` (used to train the warm-start base).
+    ``customize``: called with the trainer before it trains (the supernet sets its model and callbacks there).
 
     Raises:
         FloatingPointError: the loss became NaN/inf (Ultralytics could not recover).
@@ -83,6 +86,8 @@ def train_proxy(
         with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
             trainer = ProxyTrainer(overrides=overrides)
             trainer.save_checkpoints = save
+            if customize:
+                customize(trainer)
             trainer.train()
     finally:
         LOGGER.setLevel(level)

@@ -1,4 +1,5 @@
-"""The warm start (``init: warm``): the unmodified base trained once per study, whose tensors every trial inherits."""
+"""The warm start (``init: warm``): the unmodified base trained once per study, whose tensors every trial inherits;
+and ``made_once``, the cache-under-lock that the warm base and the supernet share."""
 
 from __future__ import annotations
 
@@ -10,6 +11,28 @@ from pathlib import Path
 from ..config import StudyConfig
 from ..errors import UserError
 from .proxy import remove_run, train_proxy
+
+
+def made_once(out: Path, make: Callable[[Path], None]) -> Path:
+    """Return ``out``, calling ``make(partial)`` to write it first if it does not exist yet.
+
+    Workers of one study on one host share ``out``'s folder: one makes the file under an exclusive lock on
+    ``out.lock`` while the others wait, then reuse it. ``make`` writes ``partial`` (next to ``out``), which then
+    replaces ``out`` atomically: a process killed while making it leaves no half-written ``out``.
+    """
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_suffix(".lock").open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.is_file():
+            partial = out.with_suffix(".part")
+            try:
+                make(partial)
+                partial.replace(out)
+            finally:
+                partial.unlink(missing_ok=True)
+    return out
 
 
 def warm_base_path(run_root: Path, epochs: int) -> Path:
@@ -29,21 +52,15 @@ def warm_start_weights(
     ``warm_epochs``) once, cached in ``run_root``; ``log`` is told when the training starts.
 
     The base is trained with the ``seed`` of the first run that needs it; later runs of the study reuse it
-    whatever their ``seed``, so every trial of a study starts from the same weights. Workers of one study on one
-    host share ``run_root``: one trains the base under a file lock, the others wait for it.
+    whatever their ``seed``, so every trial of a study starts from the same weights.
 
     Raises:
         UserError: the base model's training failed.
     """
     epochs = epochs or cfg.warm_epochs
     out = warm_base_path(run_root, epochs)
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.with_suffix(".lock").open("ab") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if out.is_file():
-            return out
+
+    def train(partial: Path) -> None:
         if log:
             log(f"init: warm - training the unmodified base for {epochs} epochs, once for this study...")
         model_yaml = out.with_suffix(".yaml")
@@ -52,11 +69,10 @@ def warm_start_weights(
         schedule = {**cfg.schedule, "epochs": epochs}
         try:
             train_proxy(model_yaml, cfg.dataset.data_yaml(), schedule, run_dir, device, seed, save=True)
-            partial = out.with_suffix(".part")
             shutil.copy2(run_dir / "weights" / "last.pt", partial)
-            partial.replace(out)  # atomic: a reader never sees half a checkpoint
         except (OSError, RuntimeError, FloatingPointError) as e:
             raise UserError(f"init: warm - training the base model failed: {e}") from e
         finally:
             remove_run(run_dir)
-    return out
+
+    return made_once(out, train)

@@ -44,7 +44,8 @@ def trial_attrs(arch: Architecture, cfg: StudyConfig, runtime: Runtime, ev: Eval
         "versions": versions(),
         "trained": ev.proxy is not None,
         "feasible": ev.feasible,
-        "init_weights": str(runtime.weights) if runtime.weights else None,
+        "init": cfg.init,
+        "init_weights": str(runtime.supernet or runtime.weights) if (runtime.supernet or runtime.weights) else None,
         "phases": {k: round(v, 4) for k, v in ev.phases.items()},
     }
     if ev.cost:
@@ -53,6 +54,8 @@ def trial_attrs(arch: Architecture, cfg: StudyConfig, runtime: Runtime, ev: Eval
         attrs["latency"] = ev.latency.as_dict()  # the conditions; the median is the latency_ms objective
     if ev.proxy:
         attrs.update(map50=ev.proxy.map50, epochs=ev.proxy.epochs)
+    if ev.inherited_tensors is not None:
+        attrs["inherited_tensors"] = ev.inherited_tensors
     if ev.violations:
         attrs["violations"] = ev.violations
     if ev.error:
@@ -82,4 +85,6 @@ def runtime_record(cfg: StudyConfig, device: str, weights: Path | None) -> dict[
         "weights": file_digest(weights) if weights else None,
         "init": cfg.init,
         "warm_epochs": cfg.warm_epochs,
+        # only for supernet studies, so the fingerprints of studies made before the supernet stay the same
+        **({"supernet_epochs": cfg.supernet_epochs} if cfg.init == "supernet" else {}),
     }

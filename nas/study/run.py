@@ -11,7 +11,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from ..config import StudyConfig
+from ..errors import UserError
 from ..measure import Runtime, warm_start_weights
+from ..measure.supernet import train_supernet
 from ..objectives import pareto_front
 from .loop import TrialReport, TrialRunner
 from .open import make_sampler, open_study
@@ -73,10 +75,14 @@ def run_study(
     if stored == 0:  # a new study: trial 0 is the stock model, the reference every candidate is compared with
         _enqueue_reference(study, cfg, say)
     run_root = run.run_dir / study_name
-    weights = run.weights
+    weights, supernet = run.weights, None
     if weights is None and cfg.init == "warm":
         weights = warm_start_weights(cfg, run_root, run.device, run.seed, log=say)
-    runtime = Runtime(device=run.device, run_root=run_root, keep_runs=run.keep_runs, weights=weights)
+    if cfg.init == "supernet":
+        if weights is not None:
+            raise UserError("--weights does not apply with init: supernet (every trial inherits from the supernet)")
+        supernet = train_supernet(cfg, run_root, run.device, run.seed, log=say)
+    runtime = Runtime(run.device, run_root, run.keep_runs, weights, supernet)
     say(
         f"study {study_name} in {storage.url}: {len(completed(study))}/{run.trials} complete trials; "
         f"space {cfg.space.name} ({cfg.space.size():,} architectures), device {run.device}"

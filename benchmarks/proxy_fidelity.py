@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -65,6 +65,7 @@ from benchmarks.common import (
 from modules.table import is_stock
 from nas.config import StudyConfig, load_preset
 from nas.measure import remove_run, train_proxy, warm_base_path, warm_start_weights
+from nas.measure.supernet import supernet_file, supernet_proxy, train_supernet
 from nas.space import Architecture, Choice
 
 NAME = "proxy_fidelity"
@@ -97,8 +98,9 @@ class Bench:
     device: str
     reference_epochs: int
     warm_epochs: int
-    base_seed: int  # the warm base is trained once, with the first proxy seed
+    base_seed: int  # the warm base and the supernet are trained once, with the first proxy seed
     workdir: Path
+    supernet_epochs: int = 16
 
     @property
     def cfg(self) -> StudyConfig:
@@ -109,6 +111,16 @@ class Bench:
     def warm_root(self) -> Path:
         """Return the folder of the warm-start base (one per preset)."""
         return self.workdir / f"warm-{self.study}"
+
+    @property
+    def supernet_cfg(self) -> StudyConfig:
+        """Return the preset as an ``init: supernet`` study with ``supernet_epochs``."""
+        return replace(self.cfg, init="supernet", supernet_epochs=self.supernet_epochs)
+
+    @property
+    def supernet_root(self) -> Path:
+        """Return the folder of the supernet (one per preset)."""
+        return self.workdir / f"supernet-{self.study}"
 
 
 @functools.cache
@@ -156,10 +168,33 @@ def warm(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
     return _train(bench, arch, bench.cfg.schedule, seed, workdir, weights=weights)
 
 
+def supernet_base(bench: Bench) -> dict:
+    """Train the supernet once (the ``supernet*:base`` units share one file); return the fields its record adds."""
+    existed = supernet_file(bench.supernet_root, bench.supernet_epochs).is_file()
+    path = train_supernet(bench.supernet_cfg, bench.supernet_root, bench.device, bench.base_seed)
+    note = f"reused the existing {path}: its training time is not known" if existed else None
+    return {"epochs": bench.supernet_epochs, "note": note}
+
+
+def _from_supernet(fine_tune: int) -> Callable[[Bench, Architecture, int, Path], Outcome]:
+    """Return the mode that inherits a path of the supernet, recalibrates BatchNorm and fine-tunes ``fine_tune``
+    epochs (0: validated as inherited); the seconds are the trial's from inheriting to the validation."""
+
+    def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
+        cfg = bench.supernet_cfg
+        cfg = replace(cfg, schedule={**cfg.schedule, "epochs": fine_tune})
+        weights = train_supernet(cfg, bench.supernet_root, bench.device, bench.base_seed)
+        t = time.perf_counter()
+        r, _ = supernet_proxy(arch, cfg, weights, workdir / "train", bench.device, seed)
+        return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs)
+
+    return run
+
+
 def _settings(bench: Bench, init: str, epochs: int | None = None, **extra: Any) -> dict:
     """Return what a role's results depend on: a record counts for a unit only if its settings are equal."""
     cfg = bench.cfg
-    schedule = {**cfg.schedule, "epochs": epochs or cfg.schedule["epochs"]}
+    schedule = {**cfg.schedule, "epochs": cfg.schedule["epochs"] if epochs is None else epochs}
     return {
         "study": cfg.name,
         "dataset": cfg.dataset.description,
@@ -195,7 +230,17 @@ MODES: dict[str, Mode] = {
         prepare=warm_base,
         step="base",
     ),
-    # "supernet0", "supernet1": to come with the supernet (0 and 1 fine-tune epoch)
+    **{
+        f"supernet{n}": Mode(
+            _from_supernet(n),
+            f"inherits its path of the supernet trained once for --supernet-epochs, BatchNorm recalibrated, {n} "
+            "fine-tune epoch(s)",
+            lambda b, n=n: _settings(b, "supernet", n, supernet_epochs=b.supernet_epochs, base_seed=b.base_seed),
+            prepare=supernet_base,
+            step="base",
+        )
+        for n in (0, 1)
+    },
 }
 
 
@@ -735,6 +780,7 @@ def main() -> None:
     ap.add_argument("--second-seed-on", type=int, default=6, help="the seeds after the first: on the first N archs")
     ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     ap.add_argument("--warm-epochs", type=int, default=None, help="default: the preset's, else 4x the proxy's")
+    ap.add_argument("--supernet-epochs", type=int, default=16, help="epochs of the supernet (default: 16)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=2, help="processes training side by side, one thread each")
     ap.add_argument("--runs-file", type=Path, default=RUNS_FILE, help="default benchmarks/results/" + RUNS_FILE.name)
@@ -751,7 +797,13 @@ def main() -> None:
     cfg = _preset(args.study)
     warm_epochs = args.warm_epochs or cfg.warm_epochs or 4 * cfg.schedule["epochs"]
     bench = Bench(
-        args.study, args.device, args.reference_epochs, warm_epochs, args.proxy_seeds[0], args.workdir.resolve()
+        args.study,
+        args.device,
+        args.reference_epochs,
+        warm_epochs,
+        args.proxy_seeds[0],
+        args.workdir.resolve(),
+        args.supernet_epochs,
     )
     archs = diverse_architectures(cfg.space, args.n, args.seed)
     units = plan(archs, args)

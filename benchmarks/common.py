@@ -4,7 +4,6 @@ command line, the architecture draw, rank correlations, process pools and a stud
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import multiprocessing
 import os
@@ -68,51 +67,6 @@ def write_result(name: str, figures: dict, directory: Path | None = None) -> Pat
 def say(message: str) -> None:
     """Print a progress line on stderr at once (the ``log`` of the library calls that take one)."""
     print(message, file=sys.stderr, flush=True)
-
-
-def ranks(xs: list[float]) -> list[float]:
-    """Return average ranks (1-based) of ``xs``, ties sharing their mean rank."""
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    out = [0.0] * len(xs)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Return Spearman's rho (Pearson correlation of the average ranks, so ties are handled); NaN when either side
-    is constant."""
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    va = sum((x - ma) ** 2 for x in ra) ** 0.5
-    vb = sum((y - mb) ** 2 for y in rb) ** 0.5
-    return cov / (va * vb) if va and vb else float("nan")
-
-
-def kendall(a: list[float], b: list[float]) -> float:
-    """Return Kendall's tau-b (corrected for ties on either side); NaN when either side is constant."""
-    conc = disc = ta = tb = 0
-    for i, j in itertools.combinations(range(len(a)), 2):
-        da, db = a[i] - a[j], b[i] - b[j]
-        if da == 0 and db == 0:
-            continue
-        if da == 0:
-            ta += 1
-        elif db == 0:
-            tb += 1
-        elif da * db > 0:
-            conc += 1
-        else:
-            disc += 1
-    denom = ((conc + disc + ta) * (conc + disc + tb)) ** 0.5
-    return (conc - disc) / denom if denom else float("nan")
 
 
 def random_architectures(space: SearchSpace, seed: int) -> Iterator[Architecture]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import optuna
 import torch
 
-from benchmarks.common import diverse_architectures, kendall, parser, spearman, write_result
+from benchmarks.common import diverse_architectures, parser, write_result
 from nas.config import load_preset
 from nas.measure import Latency, build_model, measure_latency, model_cost, quartiles
+from nas.ranking import kendall, spearman
 
 
 def main() -> None:

@@ -55,17 +55,16 @@ from benchmarks.common import (
     RESULTS,
     diverse_architectures,
     invocation,
-    kendall,
     parser,
     say,
     spawn_pool,
-    spearman,
     write_result,
 )
 from modules.table import is_stock
 from nas.config import StudyConfig, load_preset
 from nas.measure import remove_run, train_proxy, warm_base_path, warm_start_weights
 from nas.measure.supernet import supernet_file, supernet_proxy, train_supernet
+from nas.ranking import kendall, spearman
 from nas.space import Architecture, Choice
 
 NAME = "proxy_fidelity"

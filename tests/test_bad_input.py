@@ -337,7 +337,7 @@ BAD_SPACE = {"base": "yolo26n.yaml", "points": [{"layers": [22], "choices": ["C3
             {"space": "yolo11_backbone", "init": "hot"},
             "preset",
             "init",
-            "must be one of scratch, warm, got 'hot'",
+            "must be one of scratch, warm, supernet, got 'hot'",
             id="init-unknown",
         ),
         pytest.param({"space": 3}, "preset", "space", "expected str, got 3", id="space-not-a-string"),

@@ -105,12 +105,12 @@ def test_the_preset_schedule_reaches_the_trainer(tmp_path: Path, monkeypatch: py
 
 
 BAD_SECTIONS = [
-    ({"train": {"epochs": 0}}, "train.epochs: must be at least 1, got 0"),
+    ({"train": {"epochs": 0}}, "train.epochs: must be at least 1 (0 validates inherited weights: init: supernet)"),
     ({"train": {"lr": 0.1}}, "train.lr: unknown key (allowed: epochs, imgsz"),
     ({"train": {"batch": "16"}}, "train.batch: expected int, got '16'"),
     ({"train": {"optimizer": "Lion"}}, "train.optimizer: must be one of SGD"),
     ({"train": {"fraction": 0}}, "train.fraction: must be greater than 0"),
-    ({"init": "pretrained"}, "init: must be one of scratch, warm, got 'pretrained'"),
+    ({"init": "pretrained"}, "init: must be one of scratch, warm, supernet, got 'pretrained'"),
     ({"constraints": {"max_flops": 3}}, "constraints.max_flops: unknown key (allowed: max_gflops"),
     ({"constraints": {"max_gflops": -1}}, "constraints.max_gflops: must be greater than 0, got -1"),
     ({"latency": {"runs": 0}}, "latency.runs: must be at least 1, got 0"),

@@ -12,11 +12,12 @@ import pytest
 from modules import OPERATORS
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = {"nas/__main__.py", "nas/search.py", "nas/export.py", "nas/report/__main__.py"}
+ENTRY_POINTS = {"nas/__main__.py", "nas/search.py", "nas/export.py", "nas/report/__main__.py", "nas/verify.py"}
 # nas packages from the bottom up: a module may import its own package and those of a lower or equal rank
 RANK = {
     "errors": 0,
     "settings": 0,
+    "ranking": 0,
     "data": 0,
     "space": 1,
     "config": 2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,11 +20,13 @@ from ..objectives import (
     pareto_front,
     pick,
     reference_trial,
+    to_list,
     value,
     values_of,
     within,
 )
 from ..study import DEFAULT_STORAGE, completed, load_study
+from ..study.verify import covering, results, verified
 from . import ArgumentParser, cli, format_change, log
 
 
@@ -34,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
     p.add_argument("--out", help="where to write the model YAML")
     p.add_argument("--trial", type=int, help="export this trial number")
-    p.add_argument("--pick", choices=PICKS, default="knee", help="which Pareto trial to export (default: knee)")
+    p.add_argument(
+        "--pick",
+        choices=PICKS,
+        default="knee",
+        help="which Pareto trial to export (default: knee); mAP50-95 is ranked by the verified values when one "
+        "nas.verify verification on the study's dataset covers every candidate",
+    )
     p.add_argument("--max-gflops", type=float, help="only consider Pareto trials at or under this many GFLOPs")
     p.add_argument("--max-latency-ms", type=float, help="only consider Pareto trials at or under this latency")
     p.add_argument("--list", action="store_true", help="print the Pareto set as a table and exit")
@@ -74,17 +83,36 @@ def versus_stock(trial: optuna.trial.FrozenTrial, reference: optuna.trial.Frozen
     return f"vs the stock model (trial {reference.number}): {format_change(change(v, r))}: {verdict}"
 
 
-def header(study: optuna.Study, trial: optuna.trial.FrozenTrial, out: Path) -> str:
-    """Return the comment block that starts an exported YAML."""
+def with_verified_map(
+    study: optuna.Study, trials: list[optuna.trial.FrozenTrial], verification: str
+) -> list[optuna.trial.FrozenTrial]:
+    """Return copies of ``trials`` whose mAP50-95 is their verified value under ``verification`` (each must have
+    one), so the picks rank by it; GFLOPs and latency stay as measured."""
+    attrs = study.user_attrs
+    out = []
+    for t in trials:
+        ranked = copy.copy(t)
+        ranked.values = to_list({**values_of(t), MAP: results(study, t.number, attrs)[verification][MAP]})
+        out.append(ranked)
+    return out
+
+
+def header(study: optuna.Study, trial: optuna.trial.FrozenTrial, out: Path, ranked_by: str | None = None) -> str:
+    """Return the comment block that starts an exported YAML; ``ranked_by``: the verification whose values the
+    pick ranked mAP50-95 by (None: the proxy's)."""
     a, v, reference = trial.user_attrs, values_of(trial), reference_trial(study)
     lat_info = a.get("latency", {})
     where = f"{lat_info.get('device_name', a.get('device'))} ({lat_info.get('dtype', '')})"
+    record = verified(study, trial.number, ranked_by)
+    checked = f" | verified {MAP} {record[MAP]:.4f} (from scratch, {record['epochs']} epochs)" if record else ""
+    rule = [f"# picked with {MAP} ranked by the verified values (verification {ranked_by})"] if ranked_by else []
     return "\n".join(
         [
             f"# exported by nas.export from study {study.study_name!r}, trial {trial.number}",
-            f"# {MAP} {v[MAP]:.4f} (proxy, train imgsz {a.get('train_imgsz')}) | {v[GFLOPS]:.4f} GFLOPs | "
+            f"# {MAP} {v[MAP]:.4f} (proxy, train imgsz {a.get('train_imgsz')}){checked} | {v[GFLOPS]:.4f} GFLOPs | "
             f"{v[LATENCY]:.2f} ms "
             f"latency at {a.get('imgsz')} px on {where}",
+            *rule,
             f"# params {a.get('params', 0):,} | architecture {a.get('key')}: {a.get('summary')}",
             f"# {versus_stock(trial, reference)}",
             f"# operators: {', '.join(a.get('operators', [])) or 'none (stock model)'}",
@@ -109,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.out:
         raise UserError("--out is required (or use --list)")
+    ranked_by = None
     if args.trial is not None:
         trial = next((t for t in completed(study) if t.number == args.trial), None)
         if trial is None:
@@ -119,9 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"study {args.study!r} has no complete, trained trial yet")
         if not candidates:
             raise UserError("no Pareto trial satisfies --max-gflops/--max-latency-ms")
-        trial = pick(candidates, args.pick)
+        # one verification on the study's dataset covers every candidate: its values rank mAP (README, nas.verify)
+        ranked_by = covering(study, [t.number for t in candidates])
+        chosen = pick(with_verified_map(study, candidates, ranked_by) if ranked_by else candidates, args.pick)
+        trial = next(t for t in candidates if t.number == chosen.number)
     out = Path(args.out)
-    text = header(study, trial, out) + trial.user_attrs["model_yaml"]
+    text = header(study, trial, out, ranked_by) + trial.user_attrs["model_yaml"]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)

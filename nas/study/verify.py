@@ -23,7 +23,6 @@ for it. Readers (export, report) go through ``verified`` and ``covering``.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import re
 import tempfile
@@ -43,6 +42,7 @@ from ..data.datasets import Dataset
 from ..errors import UserError
 from ..measure import device_name, remove_run, train_proxy
 from ..objectives import MAP, pareto_front, reference_trial, value
+from ..ranking import kendall, spearman
 
 VERIFICATIONS_ATTR = "verification"
 TRIAL_ATTR_PREFIX = "verified:"
@@ -205,50 +205,6 @@ def covering(study: optuna.Study, numbers: Iterable[int]) -> str | None:
     return None
 
 
-def ranks(xs: Sequence[float]) -> list[float]:
-    """Return the 1-based ranks of ``xs``, ties sharing their average rank."""
-    order = sorted(range(len(xs)), key=lambda k: xs[k])
-    out = [0.0] * len(xs)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Return Spearman's rho of paired ``a`` and ``b`` (Pearson over average ranks); NaN when a side is constant."""
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    va = sum((x - ma) ** 2 for x in ra) ** 0.5
-    vb = sum((y - mb) ** 2 for y in rb) ** 0.5
-    return cov / (va * vb) if va and vb else float("nan")
-
-
-def kendall(a: Sequence[float], b: Sequence[float]) -> float:
-    """Return Kendall's tau-b of paired ``a`` and ``b`` (corrected for ties); NaN when a side is constant."""
-    conc = disc = ta = tb = 0
-    for i, j in itertools.combinations(range(len(a)), 2):
-        da, db = a[i] - a[j], b[i] - b[j]
-        if da == 0 and db == 0:
-            continue
-        if da == 0:
-            ta += 1
-        elif db == 0:
-            tb += 1
-        elif da * db > 0:
-            conc += 1
-        else:
-            disc += 1
-    denom = ((conc + disc + ta) * (conc + disc + tb)) ** 0.5
-    return (conc - disc) / denom if denom else float("nan")
-
-
 def agreement(study: optuna.Study, verification: str) -> dict[str, Any] | None:
     """Return {"n", "spearman", "kendall", "trials"}: the rank agreement of proxy and verified mAP50-95 over every
     complete trial ``verification`` verified; None with fewer than two. A constant side gives None for its
@@ -354,10 +310,7 @@ def verify_front(
             say(f"[{i}/{len(trials)}] trial {t.number}: already verified ({plan.id}), skipped")
             outcome.skipped.append(t.number)
             continue
-        say(
-            f"[{i}/{len(trials)}] trial {t.number}: training from scratch, {plan.schedule['epochs']} epochs on "
-            f"{plan.dataset.description} ({t.user_attrs.get('summary', '')})"
-        )
+        say(f"[{i}/{len(trials)}] trial {t.number}: training from scratch ({t.user_attrs.get('summary', '')})")
         try:
             record = verify_trial(t, plan, run_root)
         except (UserError, KeyboardInterrupt):

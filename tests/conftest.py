@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ["YOLO_OFFLINE"] = "1"  # before Ultralytics is imported: no connectivity probe at import
@@ -60,3 +61,24 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nas.data.synthetic import SyntheticSpec, generate
 
     return generate(SyntheticSpec(train_images=16, val_images=8, imgsz=64, seed=1), tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A finished 3-trial smoke study (``python -m nas.search --study smoke --trials 3``, in-process) in a fresh
+    SQLite file, one per test module; yields (storage URL, work dir)."""
+    from nas.cli import search
+
+    work = tmp_path_factory.mktemp("smoke")
+    previous = os.environ.get("NAS_CACHE_DIR")
+    os.environ["NAS_CACHE_DIR"] = str(work / "cache")
+    try:
+        storage = f"sqlite:///{work / 'nas.db'}"
+        argv = ["--study", "smoke", "--trials", "3", "--storage", storage, "--run-dir", str(work / "runs")]
+        assert search.main(argv) == 0
+        yield storage, work
+    finally:
+        if previous is None:
+            os.environ.pop("NAS_CACHE_DIR", None)
+        else:
+            os.environ["NAS_CACHE_DIR"] = previous

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -22,24 +21,6 @@ from nas.study import load_study, open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_STUDY = ROOT / "tests" / "data" / "main_smoke_study.db"  # written by the code before the reorganisation
-
-
-@pytest.fixture(scope="module")
-def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A finished 3-trial smoke study in a fresh SQLite file; yields (storage URL, work dir)."""
-    work = tmp_path_factory.mktemp("e2e")
-    previous = os.environ.get("NAS_CACHE_DIR")
-    os.environ["NAS_CACHE_DIR"] = str(work / "cache")
-    try:
-        storage = f"sqlite:///{work / 'nas.db'}"
-        argv = ["--study", "smoke", "--trials", "3", "--storage", storage, "--run-dir", str(work / "runs")]
-        assert search.main(argv) == 0
-        yield storage, work
-    finally:
-        if previous is None:
-            os.environ.pop("NAS_CACHE_DIR", None)
-        else:
-            os.environ["NAS_CACHE_DIR"] = previous
 
 
 def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tuple[str, Path]) -> None:

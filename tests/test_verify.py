@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import nas.study.verify as verify_lib
-from nas.cli import export, search
+from nas.cli import export
 from nas.cli import verify as verify_cli
 from nas.config import load_preset
 from nas.errors import ConfigError, UserError
@@ -41,17 +41,46 @@ OLD_STUDY = ROOT / "tests" / "data" / "main_smoke_study.db"  # written before ve
 BASE = ["--study", "smoke", "--top", "2", "--epochs", "1"]
 
 
+# (mAP50-95, GFLOPs, latency) of three architectures that are all on the front, whatever latency noise a real
+# smoke search would add: the best two by mAP are trial 2 and the stock reference, trial 0
+FRONT = {"stock": (0.10, 6.5, 60.0), "ghost": (0.08, 6.4, 70.0), "convnext": (0.12, 6.9, 80.0)}
+
+
 @pytest.fixture(scope="module")
 def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A finished 3-trial smoke study in a fresh SQLite file; yields (storage URL, work dir)."""
+    """A smoke study (preset, dataset, space as nas.search makes them) holding three complete trials with a known
+    Pareto front; yields (storage URL, work dir)."""
+    from nas.study.records import runtime_record
+
     work = tmp_path_factory.mktemp("verify")
     previous = os.environ.get("NAS_CACHE_DIR")
     os.environ["NAS_CACHE_DIR"] = str(work / "cache")
     try:
-        storage = f"sqlite:///{work / 'nas.db'}"
-        argv = ["--study", "smoke", "--trials", "3", "--storage", storage, "--run-dir", str(work / "runs")]
-        assert search.main(argv) == 0
-        yield storage, work
+        url = f"sqlite:///{work / 'nas.db'}"
+        cfg = load_preset("smoke")
+        storage = open_storage(url, worker=True)
+        study = open_study(cfg, storage, "smoke", runtime_record(cfg, "cpu", None))
+        archs = {
+            "stock": cfg.space.stock(),
+            "ghost": cfg.space.architecture({"down_p2": "GhostV2"}),
+            "convnext": cfg.space.architecture({"c3k2_p2": "C3k2_ConvNeXt"}),
+        }
+        for name, arch in archs.items():
+            attrs = {
+                "key": arch.key,
+                "summary": arch.summary(),
+                "architecture": arch.as_dict(),
+                "model_yaml": arch.to_yaml(cfg.dataset.nc),
+                "trained": True,
+                "feasible": True,
+                "params": 1,
+                "imgsz": cfg.imgsz,
+                "train_imgsz": cfg.schedule["imgsz"],
+                **({"reference": True} if name == "stock" else {}),
+            }
+            study.add_trial(optuna.trial.create_trial(values=list(FRONT[name]), user_attrs=attrs))
+        storage.close()
+        yield url, work
     finally:
         if previous is None:
             os.environ.pop("NAS_CACHE_DIR", None)
@@ -81,6 +110,7 @@ def test_verify_stores_each_trial_and_the_agreement(smoke_study: tuple[str, Path
     assert "proxy mAP50-95" in out and "verified" in out and "rank agreement of proxy and verified" in out
     study = load_study(storage, "smoke")
     chosen = select(study, 2)
+    assert sorted(t.number for t in chosen) == [0, 2]  # the two best by mAP on the front (the stock one among them)
     reference = reference_trial(study)
     assert reference is not None and reference.number in {t.number for t in chosen}  # the stock model always
     plan = _default_plan(study)

@@ -22,7 +22,7 @@ from torch import nn
 from ultralytics.nn.modules.block import Bottleneck
 from ultralytics.nn.modules.conv import Conv
 
-from .layers import check_stride
+from .layers import check_stride, static_shape
 
 WINDOW = 7  # attention window (kernel_att)
 SHIFT_KERNEL = 3  # conv-path kernel (kernel_conv); the shift init assumes 3
@@ -82,7 +82,7 @@ class ACmixMixer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return rate1 * local attention + rate2 * shift conv."""
-        b, _, h, w = x.shape
+        b, _, h, w = static_shape(x)
         s, n, d = self.s, self.heads, self.head_dim
         ho, wo = math.ceil(h / s), math.ceil(w / s)
         q, k, v = self.q(x), self.k(x), self.v(x)  # B x C2 x H x W each

@@ -16,7 +16,7 @@ from torch import nn
 from ultralytics.nn.modules.block import Bottleneck
 from ultralytics.nn.modules.conv import Conv, autopad
 
-from .layers import check_stride
+from .layers import check_stride, static_shape
 
 
 class DynamicConv2d(nn.Module):
@@ -66,7 +66,7 @@ class DynamicConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the per-sample dynamic convolution, B x C2 x Ho x Wo."""
-        b, c, h, w = x.shape
+        b, c, h, w = static_shape(x)  # ints: the kernel's shape stays static when the model is traced for export
         alpha = torch.sigmoid(self.routing(self.pool(x).flatten(1)))  # B x E
         bank = self.weight.reshape(self.num_experts, -1).to(x.dtype)  # E x (C2*C1/g*k*k)
         kernels = torch.matmul(alpha, bank).reshape(b * self.c2, c // self.g, self.k, self.k)

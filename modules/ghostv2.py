@@ -21,7 +21,7 @@ from torch import nn
 from ultralytics.nn.modules.block import Bottleneck
 from ultralytics.nn.modules.conv import Conv
 
-from .layers import check_stride
+from .layers import check_stride, static_shape
 
 
 class DFCAttention(nn.Module):
@@ -61,7 +61,7 @@ class GhostModuleV2(nn.Module):
         out = torch.cat((intrinsic, self.cheap(intrinsic)), 1)[:, : self.c2]
         if self.dfc is None:
             return out
-        gate = F.interpolate(self.dfc(x), size=out.shape[-2:], mode="nearest")
+        gate = F.interpolate(self.dfc(x), size=static_shape(out)[-2:], mode="nearest")
         return out * gate
 
 

@@ -39,13 +39,23 @@ class LayerScale2d(nn.Module):
         return x * self.gamma.view(1, -1, 1, 1).to(x.dtype)
 
 
+def static_shape(x: torch.Tensor) -> tuple[int, ...]:
+    """Return ``x.shape`` as plain ints.
+
+    In eager mode this is ``tuple(x.shape)``. While a model is traced for export, sizes read from ``x.shape`` are
+    tensors, and every shape computed from them is unknown to the exported graph (ONNX then refuses, e.g., a
+    convolution whose kernel shape depends on them); as ints they become the constants a static export needs.
+    """
+    return tuple(int(s) for s in x.shape)
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Return ``x`` zero-padded on the bottom/right so that H and W are multiples of ``multiple``.
 
     Used before a stride-s patch-merging conv so its output is ceil(H/s) x ceil(W/s), the size an
     Ultralytics ``Conv(k=3, s=2)`` produces, also for odd inputs.
     """
-    h, w = x.shape[-2:]
+    h, w = static_shape(x)[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
 

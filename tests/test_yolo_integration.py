@@ -290,3 +290,39 @@ def test_operators_use_the_yaml_activation() -> None:
     assert isinstance(model[1].act, torch.nn.ReLU) and isinstance(model[3].act, torch.nn.ReLU)
     assert isinstance(model[2].cv1.act, torch.nn.ReLU)
     assert isinstance(Conv.default_act, torch.nn.SiLU)  # restored afterwards
+
+
+# architectures of the light space whose static ONNX export failed ("convolution for kernel of unknown shape"):
+# GhostV2's gate and the patch merging read sizes from x.shape, which a tracing exporter turns into tensors, so the
+# DynamicConv downstream got a kernel of unknown shape
+ONNX_REGRESSIONS = [
+    {"c3k2_p2": "C3k2_ConvNeXt", "c3k2_p3": "C3k2_ConvNeXt", "down_p4": "GhostV2", "down_p5": "DynamicConv"},
+    {"c3k2_p4": "C3k2_ConvNeXt", "down_p2": "GhostV2", "down_p3": "DynamicConv", "down_p4": "ConvNeXt"},
+]
+
+
+@pytest.mark.parametrize("choices", ONNX_REGRESSIONS, ids=["cnx-ghost-dyn", "ghost-dyn-cnx"])
+def test_dynamic_conv_after_other_operators_exports_to_onnx_and_matches(choices: dict, tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from nas.measure import build_model
+    from nas.space import load_space
+
+    model = build_model(load_space("yolo11_backbone").architecture(choices).model_dict(5)).fuse(verbose=False).eval()
+
+    class Boxes(torch.nn.Module):
+        def __init__(self, m: torch.nn.Module) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.m(x)[0]
+
+    boxes, x = Boxes(model).eval(), torch.rand(1, 3, 160, 160)
+    f = tmp_path / "m.onnx"
+    torch.onnx.export(boxes, (x,), str(f), opset_version=17, dynamo=False, input_names=["images"])
+    onnx.checker.check_model(str(f))
+    got = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
+    with torch.no_grad():
+        want = boxes(x).numpy()
+    assert np.abs(got - want).max() <= 1e-3

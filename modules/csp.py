@@ -4,21 +4,18 @@
 its structure: a 1x1 conv to 2c (c = int(c2*e)), split, n inner blocks applied in chain, concat of all, 1x1 conv
 to c2 (the forward is Ultralytics' ``C2f.forward``). With ``c3k`` each inner block is a C3k-shaped CSP (two X
 blocks at width c/2), as C3k2 does; Ultralytics forces ``c3k`` at the m/l/x scales for these classes too (the
-parser sees a C3k2). The classes are made by ``c3k2_form`` from the operator table's rows; they live in this
+parser sees a C3k2). The classes are made by ``c3k2_form`` for the operator table's rows and registered in this
 module's namespace (``modules.csp.C3k2_GhostV2``) so checkpoints pickle and unpickle them by that path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from torch import nn
 from ultralytics.nn.modules.block import C3, C2f
 from ultralytics.nn.modules.conv import Conv
-
-if TYPE_CHECKING:
-    from .table import ExtraArg, Family
 
 InnerFactory = Callable[..., nn.Module]  # (c, shortcut, e, **extra) -> a c -> c block
 
@@ -42,7 +39,7 @@ class C3k2Of(C2f):
     """Base of the ``C3k2_*`` classes: ``c3k2_form`` sets the inner block factory and the extra arguments."""
 
     make_inner: ClassVar[InnerFactory]
-    extra: ClassVar[tuple[ExtraArg, ...]] = ()
+    extra: ClassVar[tuple[Any, ...]] = ()  # the row's ExtraArgs (name, choices, default, check)
 
     def __init__(
         self,
@@ -79,28 +76,19 @@ class C3k2Of(C2f):
         return type(self).make_inner(c, shortcut, e, **{arg.name: getattr(self, arg.name) for arg in self.extra})
 
 
-def c3k2_form(family: Family) -> type[C3k2Of]:
-    """Return the class ``C3k2_<family.name>``: C3k2 with ``family.inner`` blocks, taking ``family.extra`` args."""
-    name = f"C3k2_{family.name}"
-    extra = "".join(f", {a.name}" for a in family.extra)
-    doc = f"C3k2 with {family.name} inner blocks. YAML: ``[-1, n, {name}, [c2, c3k, e, attn, g, shortcut{extra}]]``."
+def c3k2_form(name: str, inner: InnerFactory, extra: tuple[Any, ...] = ()) -> type[C3k2Of]:
+    """Return the class ``C3k2_<name>`` (C3k2 with ``inner`` blocks, taking the ``extra`` arguments after C3k2's six),
+    registered in this module so that it pickles as ``modules.csp.C3k2_<name>``."""
+    cls_name = f"C3k2_{name}"
+    args = "".join(f", {a.name}" for a in extra)
+    doc = f"C3k2 with {name} inner blocks. YAML: ``[-1, n, {cls_name}, [c2, c3k, e, attn, g, shortcut{args}]]``."
     attrs = {
         "__module__": __name__,
-        "__qualname__": name,
+        "__qualname__": cls_name,
         "__doc__": doc,
-        "make_inner": staticmethod(family.inner),
-        "extra": family.extra,
+        "make_inner": staticmethod(inner),
+        "extra": tuple(extra),
     }
-    return type(name, (C3k2Of,), attrs)
-
-
-def __getattr__(name: str) -> type[nn.Module]:
-    """Resolve ``modules.csp.C3k2_X`` (pickled class paths) to the class the operator table built."""
-    if not name.startswith("C3k2_"):  # e.g. the import system asking for __path__ while the table is built
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .table import OPERATORS
-
-    op = OPERATORS.get(name)
-    if op is None or not isinstance(op.cls, type) or not issubclass(op.cls, C3k2Of):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return op.cls
+    cls = type(cls_name, (C3k2Of,), attrs)
+    globals()[cls_name] = cls
+    return cls

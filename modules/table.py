@@ -3,7 +3,8 @@
 A row (``Family``) names the block, its short label, its conv-slot class (replaces ``Conv``), the c -> c inner
 block its C3k2 form uses (replaces C3k2's bottleneck), and the extra YAML arguments it takes after the slot's
 own (e.g. Conv2Former's kernel). Each row gives two YAML names: ``<name>`` in the conv slot and
-``C3k2_<name>`` in the block slot (built by ``csp.c3k2_form``). Adding an operator: write its file, add a row.
+``C3k2_<name>`` in the block slot (built by ``csp.c3k2_form``, importable as ``modules.csp.C3k2_<name>``).
+Adding an operator: write its file, add a row.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ FAMILIES: tuple[Family, ...] = (
 OPERATORS: dict[str, Operator] = {
     op.name: op
     for f in FAMILIES
-    for op in (Operator(f.name, f.conv, CONV, f), Operator(f"C3k2_{f.name}", c3k2_form(f), BLOCK, f))
+    for op in (
+        Operator(f.name, f.conv, CONV, f),
+        Operator(f"C3k2_{f.name}", c3k2_form(f.name, f.inner, f.extra), BLOCK, f),
+    )
 }
 CONV_SLOT = tuple(name for name, op in OPERATORS.items() if op.slot is CONV)
 BLOCK_SLOT = tuple(name for name, op in OPERATORS.items() if op.slot is BLOCK)

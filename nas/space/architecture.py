@@ -6,14 +6,22 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import yaml
 
 from modules.table import OPERATORS, is_stock, short_name
 
-if TYPE_CHECKING:
-    from .space import SearchSpace
+
+class SpaceLike(Protocol):
+    """What an architecture reads of its search space (``space.SearchSpace``)."""
+
+    name: str
+    base: dict
+    points: tuple[Any, ...]
+
+    @property
+    def identity(self) -> str: ...
 
 
 @dataclass(frozen=True, order=True)
@@ -36,7 +44,7 @@ class Choice:
 class Architecture:
     """The canonical (sorted by point name) choices of a space; equal choices give equal keys."""
 
-    space: SearchSpace = field(compare=False, repr=False)
+    space: SpaceLike = field(compare=False, repr=False)
     choices: tuple[tuple[str, Choice], ...]
 
     @property

@@ -70,15 +70,9 @@ def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     from nas.cli import search
 
     work = tmp_path_factory.mktemp("smoke")
-    previous = os.environ.get("NAS_CACHE_DIR")
-    os.environ["NAS_CACHE_DIR"] = str(work / "cache")
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NAS_CACHE_DIR", str(work / "cache"))
         storage = f"sqlite:///{work / 'nas.db'}"
         argv = ["--study", "smoke", "--trials", "3", "--storage", storage, "--run-dir", str(work / "runs")]
         assert search.main(argv) == 0
         yield storage, work
-    finally:
-        if previous is None:
-            os.environ.pop("NAS_CACHE_DIR", None)
-        else:
-            os.environ["NAS_CACHE_DIR"] = previous

@@ -3,7 +3,6 @@ the proxy values, resumed after an interruption, kept apart per dataset and sche
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,9 +52,8 @@ def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     from nas.study.records import runtime_record
 
     work = tmp_path_factory.mktemp("verify")
-    previous = os.environ.get("NAS_CACHE_DIR")
-    os.environ["NAS_CACHE_DIR"] = str(work / "cache")
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NAS_CACHE_DIR", str(work / "cache"))
         url = f"sqlite:///{work / 'nas.db'}"
         cfg = load_preset("smoke")
         storage = open_storage(url, worker=True)
@@ -81,11 +79,6 @@ def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             study.add_trial(optuna.trial.create_trial(values=list(FRONT[name]), user_attrs=attrs))
         storage.close()
         yield url, work
-    finally:
-        if previous is None:
-            os.environ.pop("NAS_CACHE_DIR", None)
-        else:
-            os.environ["NAS_CACHE_DIR"] = previous
 
 
 def _verify(storage: str, work: Path, *extra: str) -> int:

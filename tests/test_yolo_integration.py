@@ -91,28 +91,33 @@ def test_stock_models_keep_ultralytics_numbers() -> None:
     assert sum(p.numel() for p in stock.parameters()) == 2_624_080  # YOLO11n's published size at 80 classes
 
 
-def test_onnx_static_export_matches_torch(operator_model: DetectionModel, tmp_path: Path) -> None:
+class Boxes(torch.nn.Module):
+    """A detection model's boxes-and-scores output alone (what an exporter traces)."""
+
+    def __init__(self, m: torch.nn.Module) -> None:
+        super().__init__()
+        self.m = m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.m(x)[0]
+
+
+def _assert_onnx_matches_torch(model: torch.nn.Module, tmp_path: Path) -> None:
+    """Export the fused ``model`` to ONNX (static shape, opset 17) and check ONNX Runtime agrees within 1e-3."""
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-
-    class Boxes(torch.nn.Module):
-        def __init__(self, m: torch.nn.Module) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.m(x)[0]
-
-    model = Boxes(operator_model.fuse(verbose=False)).eval()
-    x = torch.rand(1, 3, 160, 160)
+    boxes, x = Boxes(model.fuse(verbose=False)).eval(), torch.rand(1, 3, 160, 160)
     f = tmp_path / "m.onnx"
-    torch.onnx.export(model, (x,), str(f), opset_version=17, dynamo=False, input_names=["images"])
+    torch.onnx.export(boxes, (x,), str(f), opset_version=17, dynamo=False, input_names=["images"])
     onnx.checker.check_model(str(f))
-    session = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"images": x.numpy()})[0]
+    got = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
     with torch.no_grad():
-        want = model(x).numpy()
+        want = boxes(x).numpy()
     assert np.abs(got - want).max() <= 1e-3
+
+
+def test_onnx_static_export_matches_torch(operator_model: DetectionModel, tmp_path: Path) -> None:
+    _assert_onnx_matches_torch(operator_model, tmp_path)
 
 
 def test_width_scaling_and_repeats_follow_conv_and_c3k2() -> None:
@@ -303,26 +308,8 @@ ONNX_REGRESSIONS = [
 
 @pytest.mark.parametrize("choices", ONNX_REGRESSIONS, ids=["cnx-ghost-dyn", "ghost-dyn-cnx"])
 def test_dynamic_conv_after_other_operators_exports_to_onnx_and_matches(choices: dict, tmp_path: Path) -> None:
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
     from nas.measure import build_model
     from nas.space import load_space
 
-    model = build_model(load_space("yolo11_backbone").architecture(choices).model_dict(5)).fuse(verbose=False).eval()
-
-    class Boxes(torch.nn.Module):
-        def __init__(self, m: torch.nn.Module) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.m(x)[0]
-
-    boxes, x = Boxes(model).eval(), torch.rand(1, 3, 160, 160)
-    f = tmp_path / "m.onnx"
-    torch.onnx.export(boxes, (x,), str(f), opset_version=17, dynamo=False, input_names=["images"])
-    onnx.checker.check_model(str(f))
-    got = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
-    with torch.no_grad():
-        want = boxes(x).numpy()
-    assert np.abs(got - want).max() <= 1e-3
+    model = build_model(load_space("yolo11_backbone").architecture(choices).model_dict(5))
+    _assert_onnx_matches_torch(model, tmp_path)

@@ -16,6 +16,7 @@ training images (the supernet's are averages over all paths) and is then fine-tu
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import math
@@ -202,7 +203,14 @@ def recalibrate_bn(model: nn.Module, batches: Iterator[torch.Tensor]) -> int:
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
-    """Return the supernet's state dict stored at ``path``."""
+    """Return the supernet's state dict stored at ``path`` (read once per process and file version)."""
+    return _load_state(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_state(path: Path, version: int) -> dict[str, torch.Tensor]:
+    """Return the state dict in ``path``; ``version`` (its mtime) keys the cache, so a retrained file is read again.
+    Tensors are only read from, never written: ``inherit`` copies them into the candidate."""
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 

@@ -13,15 +13,22 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
   scratch  random init, the preset's schedule (init: scratch)
   warm     inherits every tensor it shares with the unmodified base, trained once for --warm-epochs with the first
            proxy seed (init: warm); one-off step "warm:base"
+  supernetN[-eE]  inherits its path of the weight-sharing supernet trained once for E epochs (default 16; one-off
+           step "supernetN:base", "supernetN:baseE"), BatchNorm recalibrated, N fine-tune epochs without warm-up
+           (init: supernet)
 
 Work is split into units (architecture, role, seed), the role being "reference" or a mode. --workers spawned
-processes (one torch thread each) run them; each finished unit is appended at once as one JSON line to
+processes run them (each training takes the threads nas.measure.threads grants: one each while two train side by
+side); each finished unit is appended at once as one JSON line to
 --runs-file. On start the runs file is read and the units already there with the same settings are skipped: stop
 the command at any time and run it again to resume. A unit that fails is recorded with its error and is not run
 again unless --retry-failed. After every unit the summary (<--out>/proxy_fidelity.json) is recomputed from the
 runs file, partial data included: per mode Spearman and Kendall against the reference's mean over its seeds (each
 with a bootstrap 90% interval), whether the mode's top 3 contains the reference's best, its mean seconds per trial
 and its seed-to-seed Spearman; the reference's repeatability and per-architecture spread.
+
+The summary's headline (spearman, kendall, spearman_ci90) is the mode that measures the preset's own proxy
+(default_mode); every mode is under by_mode.
 
     python -m benchmarks.proxy_fidelity [--study light] [--n 12] [--reference-epochs 16] [--reference-seeds 0 1] \\
         [--proxy-seeds 0 1] [--second-seed-on 6] [--modes scratch warm] [--workers 2] [--runs-file F] [--out DIR]
@@ -63,7 +70,7 @@ from benchmarks.common import (
 from modules.table import is_stock
 from nas.config import StudyConfig, load_preset
 from nas.measure import remove_run, train_proxy, warm_base_path, warm_start_weights
-from nas.measure.supernet import supernet_file, supernet_proxy, train_supernet
+from nas.measure.supernet import fine_tune_schedule, supernet_file, supernet_proxy, train_supernet
 from nas.ranking import kendall, spearman
 from nas.space import Architecture, Choice
 
@@ -73,7 +80,8 @@ BOOTSTRAP_DRAWS = 2000
 BOOTSTRAP_SEED = 0
 MIN_RANKED = 3  # fewer architectures give no correlation (two points always correlate +-1)
 TOP = 3
-BAR_SPEARMAN = 0.6
+BAR_SPEARMAN = 0.8
+SUPERNET_EPOCHS = 16
 # issue 12's protocol: what the summary checks the command against
 PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_on": 6}
 
@@ -87,6 +95,7 @@ class Outcome(NamedTuple):
     seconds: float
     map50: float | None = None
     epochs: int | None = None
+    threads: int | None = None  # torch's CPU threads while it trained
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,6 @@ class Bench:
     warm_epochs: int
     base_seed: int  # the warm base and the supernet are trained once, with the first proxy seed
     workdir: Path
-    supernet_epochs: int = 16
 
     @property
     def cfg(self) -> StudyConfig:
@@ -111,10 +119,9 @@ class Bench:
         """Return the folder of the warm-start base (one per preset)."""
         return self.workdir / f"warm-{self.study}"
 
-    @property
-    def supernet_cfg(self) -> StudyConfig:
-        """Return the preset as an ``init: supernet`` study with ``supernet_epochs``."""
-        return replace(self.cfg, init="supernet", supernet_epochs=self.supernet_epochs)
+    def supernet_cfg(self, epochs: int) -> StudyConfig:
+        """Return the preset as an ``init: supernet`` study whose supernet trains ``epochs``."""
+        return replace(self.cfg, init="supernet", supernet_epochs=epochs)
 
     @property
     def supernet_root(self) -> Path:
@@ -139,7 +146,7 @@ def _train(bench: Bench, arch: Architecture, schedule: dict, seed: int, workdir:
     model.write_text(arch.to_yaml(cfg.dataset.nc))
     t = time.perf_counter()
     r = train_proxy(model, cfg.dataset.data_yaml(), schedule, workdir / "train", bench.device, seed, weights=weights)
-    return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs)
+    return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs, r.threads)
 
 
 def reference(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
@@ -167,27 +174,40 @@ def warm(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
     return _train(bench, arch, bench.cfg.schedule, seed, workdir, weights=weights)
 
 
-def supernet_base(bench: Bench) -> dict:
-    """Train the supernet once (the ``supernet*:base`` units share one file); return the fields its record adds."""
-    existed = supernet_file(bench.supernet_root, bench.supernet_epochs).is_file()
-    path = train_supernet(bench.supernet_cfg, bench.supernet_root, bench.device, bench.base_seed)
-    note = f"reused the existing {path}: its training time is not known" if existed else None
-    return {"epochs": bench.supernet_epochs, "note": note}
+def _supernet_base(epochs: int) -> Callable[[Bench], dict]:
+    """Return the one-off step that trains the supernet for ``epochs`` (the modes of one epoch count share it)."""
+
+    def prepare(bench: Bench) -> dict:
+        existed = supernet_file(bench.supernet_root, epochs).is_file()
+        path = train_supernet(bench.supernet_cfg(epochs), bench.supernet_root, bench.device, bench.base_seed)
+        note = f"reused the existing {path}: its training time is not known" if existed else None
+        return {"epochs": epochs, "note": note}
+
+    return prepare
 
 
-def _from_supernet(fine_tune: int) -> Callable[[Bench, Architecture, int, Path], Outcome]:
-    """Return the mode that inherits a path of the supernet, recalibrates BatchNorm and fine-tunes ``fine_tune``
-    epochs (0: validated as inherited); the seconds are the trial's from inheriting to the validation."""
+def _from_supernet(fine_tune: int, epochs: int) -> Callable[[Bench, Architecture, int, Path], Outcome]:
+    """Return the mode that inherits a path of the supernet trained ``epochs``, recalibrates BatchNorm and
+    fine-tunes ``fine_tune`` epochs (0: validated as inherited); the seconds are the trial's from inheriting to the
+    validation."""
 
     def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
-        cfg = bench.supernet_cfg
+        cfg = bench.supernet_cfg(epochs)
         cfg = replace(cfg, schedule={**cfg.schedule, "epochs": fine_tune})
         weights = train_supernet(cfg, bench.supernet_root, bench.device, bench.base_seed)
         t = time.perf_counter()
         r, _ = supernet_proxy(arch, cfg, weights, workdir / "train", bench.device, seed)
-        return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs)
+        return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs, r.threads)
 
     return run
+
+
+def _supernet_settings(bench: Bench, fine_tune: int, epochs: int) -> dict:
+    """Return what a supernet mode's results depend on (its fine-tune schedule as ``supernet_proxy`` runs it)."""
+    settings = _settings(bench, "supernet", fine_tune, supernet_epochs=epochs, base_seed=bench.base_seed)
+    if fine_tune:
+        settings["schedule"] = fine_tune_schedule(settings["schedule"])
+    return settings
 
 
 def _settings(bench: Bench, init: str, epochs: int | None = None, **extra: Any) -> dict:
@@ -230,14 +250,15 @@ MODES: dict[str, Mode] = {
         step="base",
     ),
     **{
-        f"supernet{n}": Mode(
-            _from_supernet(n),
-            f"inherits its path of the supernet trained once for --supernet-epochs, BatchNorm recalibrated, {n} "
-            "fine-tune epoch(s)",
-            lambda b, n=n: _settings(b, "supernet", n, supernet_epochs=b.supernet_epochs, base_seed=b.base_seed),
-            prepare=supernet_base,
-            step="base",
+        f"supernet{n}" + ("" if epochs == SUPERNET_EPOCHS else f"-e{epochs}"): Mode(
+            _from_supernet(n, epochs),
+            f"inherits its path of the supernet trained once for {epochs} epochs, BatchNorm recalibrated, {n} "
+            "fine-tune epoch(s) without warm-up",
+            functools.partial(_supernet_settings, fine_tune=n, epochs=epochs),
+            prepare=_supernet_base(epochs),
+            step="base" if epochs == SUPERNET_EPOCHS else f"base{epochs}",
         )
+        for epochs in (SUPERNET_EPOCHS, 48)
         for n in (0, 1)
     },
 }
@@ -256,14 +277,13 @@ def role_mode(role: str) -> tuple[Mode, bool]:
 
 
 def _worker_setup() -> None:
-    """One torch thread in this worker (two workers share two cores); Ctrl-C is the parent's to handle (it stops
-    the workers), so that no interrupted training is recorded as a failure."""
+    """Ctrl-C is the parent's to handle (it stops the workers), so that no interrupted training is recorded as a
+    failure. A training takes the threads ``nas.measure.threads`` grants it: one each while two units train side by
+    side, every core for a one-off step the other worker waits on."""
     import torch
-    import ultralytics.utils.torch_utils as torch_utils
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-    torch_utils.NUM_THREADS = 1  # Ultralytics' select_device resets torch's threads to this (cpu_count - 1)
+    torch.set_num_threads(1)  # outside trainings (building, loading)
 
 
 def unit_folder(bench: Bench, key: str, role: str, seed: int) -> Path:
@@ -304,6 +324,7 @@ def run_unit(bench: Bench, choices: tuple[tuple[str, str, int | None], ...], rol
                 map50=None if out.map50 is None else round(out.map50, 5),
                 seconds=round(out.seconds, 1),
                 epochs=out.epochs,
+                threads=out.threads,
             )
     except Exception as e:  # recorded with its first line; the other units go on
         lines = str(e).strip().splitlines()
@@ -583,7 +604,15 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         )
         if have < need
     ]
+    default = default_mode(cfg)
+    headline = modes.get(default, {})
+    repeatability = _spread(ref, args.reference_seeds) if len(args.reference_seeds) > 1 else None
     figures = {
+        "default_mode": default,
+        "spearman": headline.get("spearman"),
+        "kendall": headline.get("kendall"),
+        "spearman_ci90": headline.get("spearman_90"),
+        "repeatability_spearman": repeatability and repeatability["spearman"],
         "complete": len(done) == len(units),
         "progress": progress,
         "preset": cfg.name,
@@ -593,14 +622,16 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         "operator_forms": forms,
         "protocol": {"issue_12": PROTOCOL, "meets": not short, "short_of": short},
         "reference": {
+            "init": "scratch",
+            "epochs": bench.reference_epochs,
             "about": REFERENCE.about,
             "settings": REFERENCE.settings(bench),
             "seeds": args.reference_seeds,
             "second_seed_on": args.second_seed_on,
             "mean_seconds": _mean_seconds(done, "reference"),
-            "repeatability": _spread(ref, args.reference_seeds) if len(args.reference_seeds) > 1 else None,
+            "repeatability": repeatability,
         },
-        "modes": modes,
+        "by_mode": modes,
         "bar_spearman": BAR_SPEARMAN,
         "bootstrap": {
             "draws": BOOTSTRAP_DRAWS,
@@ -614,6 +645,14 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         "architectures": architectures,
     }
     return _finite(figures)
+
+
+def default_mode(cfg: StudyConfig) -> str:
+    """Return the name of the mode that measures the preset's own proxy (its ``init`` and epochs)."""
+    if cfg.init != "supernet":
+        return cfg.init
+    name = f"supernet{cfg.schedule['epochs']}"
+    return name if cfg.supernet_epochs == SUPERNET_EPOCHS else f"{name}-e{cfg.supernet_epochs}"
 
 
 def _finite(x: Any) -> Any:
@@ -663,19 +702,19 @@ def print_table(s: dict) -> None:
             f"{rep['mean_range_map50_95']}, max {rep['max_range_map50_95']} mAP50-95"
             + (f"  ({rep['note']})" if rep["note"] else "")
         )
-    head = f"{'mode':<9} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
+    head = f"{'mode':<13} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
     print("\n" + head + f"{'seed-to-seed ρ':<14} {'s/trial':>8}  one-off")
-    for name, m in s["modes"].items():
+    for name, m in s["by_mode"].items():
         top = "-" if m["top3_contains_best"] is None else ("yes" if m["top3_contains_best"] else "no")
         sts = m["seed_to_seed"]
         one = m.get("one_off")
         one_s = f"{one['seconds']} s ({one['step']})" if one and one["seconds"] is not None else "-"
         print(
-            f"{name:<9} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
+            f"{name:<13} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
             f"{_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
             f"{_fmt(sts and sts['spearman']):<14} {m['mean_seconds_per_trial'] or '-':>8}  {one_s}"
         )
-    for name, m in s["modes"].items():
+    for name, m in s["by_mode"].items():
         for what, note in (
             ("", m["note"]),
             ("top 3: ", m.get("top3_note")),
@@ -779,7 +818,6 @@ def main() -> None:
     ap.add_argument("--second-seed-on", type=int, default=6, help="the seeds after the first: on the first N archs")
     ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     ap.add_argument("--warm-epochs", type=int, default=None, help="default: the preset's, else 4x the proxy's")
-    ap.add_argument("--supernet-epochs", type=int, default=16, help="epochs of the supernet (default: 16)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=2, help="processes training side by side, one thread each")
     ap.add_argument("--runs-file", type=Path, default=RUNS_FILE, help="default benchmarks/results/" + RUNS_FILE.name)
@@ -802,7 +840,6 @@ def main() -> None:
         warm_epochs,
         args.proxy_seeds[0],
         args.workdir.resolve(),
-        args.supernet_epochs,
     )
     archs = diverse_architectures(cfg.space, args.n, args.seed)
     units = plan(archs, args)

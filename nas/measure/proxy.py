@@ -24,6 +24,7 @@ from ultralytics.utils import LOGGER
 from modules.ultralytics_adapter import ProxyTrainer
 
 from ..errors import UserError
+from .threads import training_threads
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class ProxyResult:
     val_s: float
     epochs: int
     setup_s: float = 0.0  # the trainer's set-up before the first epoch (dataloaders, model, optimizer)
+    threads: int = 0  # torch's CPU threads while it trained (results are reproducible for a seed and this count)
 
 
 def train_proxy(
@@ -55,6 +57,8 @@ def train_proxy(
     ``weights``: a checkpoint whose tensors are copied wherever name and shape match (weight inheritance).
     ``save``: keep ``run_dir/weights/last.pt`` (used to train the warm-start base).
     ``customize``: called with the trainer before it trains (the supernet sets its model and callbacks there).
+    On a CPU it trains with the threads ``threads.training_threads`` grants (the cores other trainings and
+    processes leave free), not Ultralytics' ``cpu_count - 1``.
 
     Raises:
         FloatingPointError: the loss became NaN/inf (Ultralytics could not recover).
@@ -83,9 +87,11 @@ def train_proxy(
     try:
         if quiet:
             LOGGER.setLevel(logging.WARNING)
-        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        quiet_output = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
+        with quiet_output, training_threads(device) as threads:
             trainer = ProxyTrainer(overrides=overrides)
             trainer.save_checkpoints = save
+            torch.set_num_threads(threads)  # select_device, in the trainer's __init__, set Ultralytics' count
             if customize:
                 customize(trainer)
             trainer.train()
@@ -100,7 +106,7 @@ def train_proxy(
         raise FloatingPointError("training produced NaN/inf loss or metrics")
     val_s = trainer.val_seconds
     setup_s = (trainer.epochs_start or t0) - t0
-    return ProxyResult(map50_95, map50, total - setup_s - val_s, val_s, int(trainer.epoch) + 1, setup_s)
+    return ProxyResult(map50_95, map50, total - setup_s - val_s, val_s, int(trainer.epoch) + 1, setup_s, threads)
 
 
 def remove_run(run_dir: Path) -> None:

@@ -202,5 +202,3 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
         "nas-choice-frequency": choice_frequencies(trials, front),
         "nas-pareto-table": pareto_table(front, {t.number: verified(study, t.number) for t in front}),
     }
-
-

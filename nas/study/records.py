@@ -53,7 +53,8 @@ def trial_attrs(arch: Architecture, cfg: StudyConfig, runtime: Runtime, ev: Eval
     if ev.latency:
         attrs["latency"] = ev.latency.as_dict()  # the conditions; the median is the latency_ms objective
     if ev.proxy:
-        attrs.update(map50=ev.proxy.map50, epochs=ev.proxy.epochs)
+        # results are reproducible for a seed and a CPU thread count (nas.measure.threads)
+        attrs.update(map50=ev.proxy.map50, epochs=ev.proxy.epochs, train_threads=ev.proxy.threads)
     if ev.inherited_tensors is not None:
         attrs["inherited_tensors"] = ev.inherited_tensors
     if ev.violations:

@@ -37,7 +37,6 @@ JOURNAL_PREFIX = "journal:///"
 SQLITE_PREFIX = "sqlite:///"
 
 
-
 @contextlib.contextmanager
 def expected_optuna_warnings() -> Iterator[None]:
     """Silence the warnings Optuna gives for what this module does on purpose: heartbeats and their retry

@@ -10,9 +10,9 @@ Proxy modes (--modes), each on the same architectures: the first of --proxy-seed
 same first --second-seed-on ones (the mode's own seed-to-seed spread). A mode is one entry of MODES, a function
 (bench, arch, seed, workdir) -> (mAP50-95, seconds), with the settings its results depend on and an optional
 one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
-  scratch  random init, the preset's schedule (init: scratch)
+  scratch  random init, the preset's schedule for --proxy-epochs (init: scratch)
   warm     inherits every tensor it shares with the unmodified base, trained once for --warm-epochs with the first
-           proxy seed (init: warm); one-off step "warm:base"
+           proxy seed, then the preset's schedule for --proxy-epochs (init: warm); one-off step "warm:base"
   supernetN[-eE]  inherits its path of the weight-sharing supernet trained once for E epochs (default 16; one-off
            step "supernetN:base", "supernetN:baseE"), BatchNorm recalibrated, N fine-tune epochs without warm-up
            (init: supernet)
@@ -108,6 +108,12 @@ class Bench:
     warm_epochs: int
     base_seed: int  # the warm base and the supernet are trained once, with the first proxy seed
     workdir: Path
+    proxy_epochs: int = 2  # the scratch and warm modes' epochs
+
+    @property
+    def proxy_schedule(self) -> dict:
+        """Return the scratch and warm modes' schedule: the preset's, for ``proxy_epochs``."""
+        return {**self.cfg.schedule, "epochs": self.proxy_epochs}
 
     @property
     def cfg(self) -> StudyConfig:
@@ -156,7 +162,7 @@ def reference(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Out
 
 def scratch(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
     """Random init, the preset's schedule."""
-    return _train(bench, arch, bench.cfg.schedule, seed, workdir)
+    return _train(bench, arch, bench.proxy_schedule, seed, workdir)
 
 
 def warm_base(bench: Bench) -> dict:
@@ -171,7 +177,7 @@ def warm(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
     """Inherit the base's matching tensors, then the preset's schedule. The base comes from the ``warm:base`` unit;
     should its file be gone, it is trained again here, outside the seconds this returns."""
     weights = warm_start_weights(bench.cfg, bench.warm_root, bench.device, bench.base_seed, bench.warm_epochs)
-    return _train(bench, arch, bench.cfg.schedule, seed, workdir, weights=weights)
+    return _train(bench, arch, bench.proxy_schedule, seed, workdir, weights=weights)
 
 
 def _supernet_base(epochs: int) -> Callable[[Bench], dict]:
@@ -241,11 +247,16 @@ REFERENCE = Mode(
     lambda b: _settings(b, "scratch", b.reference_epochs),
 )
 MODES: dict[str, Mode] = {
-    "scratch": Mode(scratch, "random init, the preset's schedule", lambda b: _settings(b, "scratch")),
+    "scratch": Mode(
+        scratch,
+        "random init, the preset's schedule for --proxy-epochs",
+        lambda b: _settings(b, "scratch", b.proxy_epochs),
+    ),
     "warm": Mode(
         warm,
-        "inherits the tensors of the unmodified base trained once for --warm-epochs, then the preset's schedule",
-        lambda b: _settings(b, "warm", warm_epochs=b.warm_epochs, base_seed=b.base_seed),
+        "inherits the tensors of the unmodified base trained once for --warm-epochs, then the preset's schedule for "
+        "--proxy-epochs",
+        lambda b: _settings(b, "warm", b.proxy_epochs, warm_epochs=b.warm_epochs, base_seed=b.base_seed),
         prepare=warm_base,
         step="base",
     ),
@@ -817,6 +828,12 @@ def main() -> None:
     ap.add_argument("--proxy-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--second-seed-on", type=int, default=6, help="the seeds after the first: on the first N archs")
     ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    ap.add_argument(
+        "--proxy-epochs",
+        type=int,
+        default=2,
+        help="epochs of the scratch and warm modes (default 2: the light proxy before init: supernet)",
+    )
     ap.add_argument("--warm-epochs", type=int, default=None, help="default: the preset's, else 4x the proxy's")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=2, help="processes training side by side, one thread each")
@@ -832,7 +849,7 @@ def main() -> None:
     if args.n < 1 or args.reference_epochs < 1 or args.workers < 1 or not 0 <= args.second_seed_on <= args.n:
         ap.error("--n, --reference-epochs and --workers must be at least 1, --second-seed-on between 0 and --n")
     cfg = _preset(args.study)
-    warm_epochs = args.warm_epochs or cfg.warm_epochs or 4 * cfg.schedule["epochs"]
+    warm_epochs = args.warm_epochs or cfg.warm_epochs or 4 * args.proxy_epochs
     bench = Bench(
         args.study,
         args.device,
@@ -840,6 +857,7 @@ def main() -> None:
         warm_epochs,
         args.proxy_seeds[0],
         args.workdir.resolve(),
+        args.proxy_epochs,
     )
     archs = diverse_architectures(cfg.space, args.n, args.seed)
     units = plan(archs, args)

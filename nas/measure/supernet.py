@@ -136,7 +136,10 @@ def train_supernet(
         run_dir = out.with_suffix("")
         schedule = {**cfg.schedule, "epochs": cfg.supernet_epochs}
         try:
-            train_proxy(model_yaml, cfg.dataset.data_yaml(), schedule, run_dir, device, seed, customize=customize)
+            t = time.perf_counter()
+            r = train_proxy(model_yaml, cfg.dataset.data_yaml(), schedule, run_dir, device, seed, customize=customize)
+            if log:
+                log(f"init: supernet - trained in {time.perf_counter() - t:.0f} s ({r.threads} CPU thread(s))")
             record = {"state_dict": {k: v.detach().cpu() for k, v in trained.items()}, "space": cfg.space.identity}
             torch.save({**record, "nc": cfg.dataset.nc, "epochs": cfg.supernet_epochs}, partial)
         except (OSError, RuntimeError, FloatingPointError) as e:

@@ -19,6 +19,7 @@ STUDIES_DIR = Path(studies.__file__).parent
 SCALES = ("n", "s", "m", "l", "x")
 SAMPLERS = ("tpe", "nsga2", "random")
 INITS = ("scratch", "warm", "supernet")  # how a candidate's weights start (see README, 'Presets')
+SUPERNET_KERNELS = ("separate", "shared")  # Conv2Former kernels in the supernet: own weights, or one's centre crop
 DEFAULT_SAMPLER = "tpe"  # chosen by benchmarks/search_efficiency.py
 VERIFY_EPOCHS = 16  # `verify:` default length: the from-scratch reference of benchmarks/proxy_fidelity.py
 PRESET_KEYS = (
@@ -33,6 +34,7 @@ PRESET_KEYS = (
     "init",
     "warm_epochs",
     "supernet_epochs",
+    "supernet_kernels",
     "latency",
     "constraints",
     "sampler",
@@ -55,6 +57,7 @@ class StudyConfig:
     init: str = "scratch"
     warm_epochs: int = 0  # epochs of the warm-start base (init: warm); 0 otherwise
     supernet_epochs: int = 0  # epochs of the weight-sharing supernet (init: supernet); 0 otherwise
+    supernet_kernels: str = "separate"  # the supernet's Conv2Former kernels (init: supernet): separate or shared
     latency: LatencySettings = field(default_factory=LatencySettings)
     constraints: Constraints = field(default_factory=Constraints)
     sampler: str = DEFAULT_SAMPLER
@@ -208,6 +211,9 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
             raise ConfigError(path, key, f"only applies with init: {mode}")
         default = 4 * max(schedule["epochs"], 1) if init == mode else 0
         base_epochs[key] = _get(raw, path, key, Key(int, low=1), default)
+    if init != "supernet" and raw.get("supernet_kernels") is not None:
+        raise ConfigError(path, "supernet_kernels", "only applies with init: supernet")
+    kernels = _get(raw, path, "supernet_kernels", Key(str, choices=SUPERNET_KERNELS), "separate")
     return StudyConfig(
         name=path.stem,
         path=path,
@@ -219,6 +225,7 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         verify_schedule=verify_schedule,
         init=init,
         **base_epochs,
+        supernet_kernels=kernels,
         latency=LatencySettings(**_section(raw.get("latency"), path, "latency", LATENCY_KEYS)),
         constraints=Constraints(**_section(raw.get("constraints"), path, "constraints", CONSTRAINT_KEYS)),
         sampler=_get(raw, path, "sampler", Key(str, choices=SAMPLERS), DEFAULT_SAMPLER),

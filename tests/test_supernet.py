@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import random
 import time
@@ -17,17 +18,20 @@ from nas.errors import UserError
 from nas.measure.cost import build_model
 from nas.measure.supernet import (
     ChoiceLayer,
+    ElasticKernel,
     build_supernet,
     calibration_images,
+    centre_crop,
     inherit,
     path_of,
     random_path,
     recalibrate_bn,
     set_path,
     supernet_file,
+    train_supernet,
 )
 from nas.measure.warm_start import made_once
-from nas.space import load_space
+from nas.space import Choice, load_space
 
 SPACE = {
     "base": "yolo11n.yaml",
@@ -37,6 +41,26 @@ SPACE = {
         {"name": "neck", "layers": [17, 20], "choices": ["Conv", "DynamicConv"]},  # tied layers
     ],
 }
+SHARED_SPACE = {  # Conv2Former in both slots, tied layers too; kernels up to the largest, 21
+    "base": "yolo11n.yaml",
+    "points": [
+        {"name": "down", "layers": [3], "choices": ["Conv", "Conv2Former"], "kernels": [5, 9, 21]},
+        {"name": "block", "layers": [4], "choices": ["C3k2", "C3k2_Conv2Former", "C3k2_ConvNeXt"], "kernels": [5, 21]},
+        {"name": "neck", "layers": [17, 20], "choices": ["Conv", "Conv2Former"], "kernels": [7, 21]},
+    ],
+}
+
+
+def _randomize(net: torch.nn.Module) -> torch.nn.Module:
+    """Give every tensor distinct values, so a wrong copy cannot pass by coincidence; return ``net`` in eval mode."""
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p) * 0.1)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn_like(m.running_mean) * 0.1)
+                m.running_var.copy_(torch.rand_like(m.running_var) + 0.5)
+    return net.eval()
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +72,19 @@ def space(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 @pytest.fixture(scope="module")
 def supernet(space: object) -> torch.nn.Module:
-    net = build_supernet(space, nc=5)
-    with torch.no_grad():  # distinct values everywhere, so a wrong copy cannot pass by coincidence
-        for p in net.parameters():
-            p.copy_(torch.randn_like(p) * 0.1)
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn_like(m.running_mean) * 0.1)
-                m.running_var.copy_(torch.rand_like(m.running_var) + 0.5)
-    return net.eval()
+    return _randomize(build_supernet(space, nc=5))
+
+
+@pytest.fixture(scope="module")
+def shared_space(tmp_path_factory: pytest.TempPathFactory) -> object:
+    path = tmp_path_factory.mktemp("space") / "shared.yaml"
+    path.write_text(yaml.safe_dump(SHARED_SPACE))
+    return load_space(str(path))
+
+
+@pytest.fixture(scope="module")
+def shared(shared_space: object) -> torch.nn.Module:
+    return _randomize(build_supernet(shared_space, nc=5, kernels="shared"))
 
 
 def test_each_point_layer_holds_every_option_in_order(space: object, supernet: torch.nn.Module) -> None:
@@ -82,8 +110,6 @@ def test_each_point_layer_holds_every_option_in_order(space: object, supernet: t
 def test_a_candidate_inherits_every_tensor_of_its_path_and_computes_what_the_supernet_does(
     space: object, supernet: torch.nn.Module, choices: dict
 ) -> None:
-    from nas.space import Choice
-
     arch = space.architecture({k: Choice(*v) if isinstance(v, tuple) else v for k, v in choices.items()})
     candidate = build_model(arch.model_dict(5))
     path = path_of(space, arch)
@@ -97,8 +123,8 @@ def test_a_candidate_inherits_every_tensor_of_its_path_and_computes_what_the_sup
         assert torch.equal(value, state[source]), key
     set_path(supernet, path)
     x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(candidate.eval()(x)[0], supernet(x)[0])
+    for mine, theirs in zip(_layer_outputs(candidate, x), _layer_outputs(supernet, x), strict=True):
+        torch.testing.assert_close(mine, theirs)
 
 
 def test_inheriting_from_another_space_fails_loudly(space: object, supernet: torch.nn.Module) -> None:
@@ -139,6 +165,148 @@ def test_calibration_images_are_the_first_training_images_letterboxed(tiny_datas
     assert float(batches[0].min()) >= 0.0 and float(batches[0].max()) <= 1.0
     again = next(calibration_images(tiny_dataset, 64, count=10))
     assert torch.equal(batches[0], again)
+
+
+def _layer_outputs(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Return the output of every layer of ``model`` whose output is a tensor (not only the final one: the detect
+    head's decoded boxes shrink a wrong kernel's difference below ``assert_close``'s tolerance)."""
+    outputs: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for m in model.model]
+    try:
+        with torch.no_grad():
+            final = model.eval()(x)[0]
+    finally:
+        for h in hooks:
+            h.remove()
+    return [o for o in outputs if isinstance(o, torch.Tensor)] + [final]
+
+
+def _conv2formers(layer: ChoiceLayer) -> list[torch.nn.Module]:
+    return [m for m in layer.options if type(m).__name__ in ("Conv2Former", "C3k2_Conv2Former")]
+
+
+def test_a_shared_supernet_holds_one_conv2former_module_per_form_and_point_with_fewer_parameters(
+    shared_space: object, shared: torch.nn.Module
+) -> None:
+    separate = build_supernet(shared_space, nc=5)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(shared) < count(separate)
+    for point in shared_space.points:
+        for layer in point.layers:
+            assert len(_conv2formers(shared.model[layer])) == 1
+            assert len(_conv2formers(separate.model[layer])) == len(point.kernels)
+            assert len(shared.model[layer].slots) == len(point.options())  # one slot per option still
+    elastic = [m for m in shared.model[4].modules() if isinstance(m, ElasticKernel)]
+    assert elastic and all(m.weight.shape[-2:] == (21, 21) for m in elastic)  # built with the largest kernel
+    assert shared.model[17].options[1] is not shared.model[20].options[1]  # tied layers keep their own weights
+    state = shared.state_dict()  # every tensor once: an EMA over it must update each tensor once
+    assert len({v.data_ptr() for v in state.values() if v.numel()}) == len([v for v in state.values() if v.numel()])
+
+
+SHARED_CANDIDATES = [
+    {"down": ("Conv2Former", 5), "block": ("C3k2_Conv2Former", 5), "neck": ("Conv2Former", 7)},
+    {"down": ("Conv2Former", 21), "block": ("C3k2_Conv2Former", 21), "neck": ("Conv2Former", 21)},
+    {"down": ("Conv2Former", 9), "block": "C3k2_ConvNeXt"},
+    {"down": ("Conv2Former", 5), "neck": ("Conv2Former", 21)},  # k5 right after k21 ran: the kernel follows the path
+]
+
+
+@pytest.mark.parametrize("choices", SHARED_CANDIDATES, ids=["k5", "k21", "k9-convnext", "k5-again"])
+def test_a_candidate_of_a_shared_supernet_computes_what_the_supernet_does_on_its_path(
+    shared_space: object, shared: torch.nn.Module, choices: dict
+) -> None:
+    arch = shared_space.architecture({k: Choice(*v) if isinstance(v, tuple) else v for k, v in choices.items()})
+    candidate = build_model(arch.model_dict(5))
+    path = path_of(shared_space, arch)
+    assert inherit(candidate, shared.state_dict(), path) == len(candidate.state_dict())
+    set_path(shared, path)
+    x = torch.rand(1, 3, 64, 64)
+    for mine, theirs in zip(_layer_outputs(candidate, x), _layer_outputs(shared, x), strict=True):
+        torch.testing.assert_close(mine, theirs)
+
+
+def test_a_smaller_kernel_inherits_and_runs_the_centre_of_the_shared_kernel(
+    shared_space: object, shared: torch.nn.Module
+) -> None:
+    big = torch.arange(2 * 21 * 21, dtype=torch.float32).view(2, 1, 21, 21)
+    crop = centre_crop(big, 5)
+    assert crop.shape == (2, 1, 5, 5) and crop[0, 0, 0, 0] == 8 * 21 + 8 and crop[1, 0, 2, 2] == 441 + 10 * 21 + 10
+    arch = shared_space.architecture({"down": Choice("Conv2Former", 5)})
+    candidate = build_model(arch.model_dict(5))
+    inherit(candidate, shared.state_dict(), path_of(shared_space, arch))
+    large = shared.model[3].options[1].block.attn.a[2]
+    small = candidate.model[3].block.attn.a[2]
+    assert isinstance(large, ElasticKernel) and small.kernel_size == (5, 5) and small.padding == (2, 2)
+    assert torch.equal(small.weight, large.weight[:, :, 8:13, 8:13]) and torch.equal(small.bias, large.bias)
+    conv = torch.nn.Conv2d(2, 2, 21, padding=10, groups=2)  # an impulse returns the kernel: the crop, centred
+    with torch.no_grad():
+        conv.weight.copy_(big)
+        elastic = ElasticKernel(conv)
+        elastic.kernel = 5
+        impulse = torch.zeros(1, 2, 9, 9)
+        impulse[..., 4, 4] = 1
+        response = elastic(impulse) - conv.bias.view(1, 2, 1, 1)
+    assert torch.equal(response[0, :, 2:7, 2:7], crop[:, 0].flip(-1, -2))
+    assert torch.count_nonzero(response[0, :, :, :2]) == 0  # nothing beyond the 5x5
+
+
+def test_a_shared_kernel_inherited_with_another_kernel_fails_loudly(
+    shared_space: object, shared: torch.nn.Module
+) -> None:
+    arch = shared_space.architecture({"down": Choice("Conv2Former", 9)})
+    wrong = path_of(shared_space, shared_space.architecture({"down": Choice("Conv2Former", 5)}))
+    with pytest.raises(ValueError, match=r"block\.attn\.a\.2\.weight"):
+        inherit(build_model(arch.model_dict(5)), shared.state_dict(), wrong)
+
+
+def test_the_ema_of_a_shared_supernet_averages_each_tensor_once(shared: torch.nn.Module) -> None:
+    from copy import deepcopy
+
+    from ultralytics.utils.torch_utils import ModelEMA
+
+    model = deepcopy(shared)
+    ema = ModelEMA(model)
+    before = ema.ema.model[3].options[1].block.attn.a[2].weight.clone()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(model)
+    d = ema.decay(ema.updates)
+    torch.testing.assert_close(ema.ema.model[3].options[1].block.attn.a[2].weight, d * before + (1 - d) * (before + 1))
+
+
+def test_a_shared_supernet_trains_through_ultralytics_and_its_weights_load_back(
+    shared_space: object, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from nas.data.datasets import local_dataset
+
+    smoke = load_preset("smoke")
+    cfg = dataclasses.replace(
+        smoke,
+        space=shared_space,
+        dataset=local_dataset(tiny_dataset),
+        init="supernet",
+        supernet_epochs=1,
+        supernet_kernels="shared",
+    )
+    weights = train_supernet(cfg, tmp_path, "cpu", seed=0)
+    assert weights == supernet_file(tmp_path, 1, "shared") != supernet_file(tmp_path, 1)
+    saved = torch.load(weights, weights_only=True)
+    assert saved["kernels"] == "shared"
+    fresh = build_supernet(shared_space, cfg.dataset.nc, "shared")
+    fresh.load_state_dict(saved["state_dict"], strict=True)
+    trained = fresh.model[3].options[1].block.attn.a[2].weight
+    assert not torch.equal(
+        trained, build_supernet(shared_space, cfg.dataset.nc, "shared").model[3].options[1].block.attn.a[2].weight
+    )
+    arch = shared_space.architecture({"down": Choice("Conv2Former", 5), "neck": Choice("Conv2Former", 7)})
+    candidate = build_model(arch.model_dict(cfg.dataset.nc))
+    path = path_of(shared_space, arch)
+    assert inherit(candidate, saved["state_dict"], path) == len(candidate.state_dict())
+    set_path(fresh, path)
+    x = torch.rand(1, 3, 64, 64)
+    for mine, theirs in zip(_layer_outputs(candidate, x), _layer_outputs(fresh, x), strict=True):
+        torch.testing.assert_close(mine, theirs)
 
 
 def _make_slowly(out: str, log: str) -> None:
@@ -214,11 +382,39 @@ def test_a_supernet_study_trains_it_once_and_every_trial_inherits(tmp_path: Path
         ({"train": {"epochs": 0}}, "train.epochs: must be at least 1 (0 validates inherited weights"),
         ({"supernet_epochs": 4}, "supernet_epochs: only applies with init: supernet"),
         ({"init": "supernet", "supernet_epochs": 0}, "supernet_epochs: must be at least 1"),
+        ({"supernet_kernels": "shared"}, "supernet_kernels: only applies with init: supernet"),
+        ({"init": "supernet", "supernet_kernels": "both"}, "supernet_kernels: must be one of separate, shared"),
+        ({"init": "supernet", "supernet_kernels": True}, "supernet_kernels: expected str"),
     ],
-    ids=["zero-epochs-without-supernet", "supernet-epochs-without-supernet", "zero-supernet-epochs"],
+    ids=[
+        "zero-epochs-without-supernet",
+        "supernet-epochs-without-supernet",
+        "zero-supernet-epochs",
+        "supernet-kernels-without-supernet",
+        "unknown-supernet-kernels",
+        "supernet-kernels-not-a-string",
+    ],
 )
 def test_supernet_preset_keys_are_validated(preset: dict, message: str, tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump({"space": "yolo11_backbone", **preset}))
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
         load_preset(str(path))
+
+
+def test_shared_kernels_are_loaded_and_kept_apart_from_separate_ones(tmp_path: Path) -> None:
+    from nas.study.records import runtime_record
+
+    configs = {}
+    for kernels in ("separate", "shared", None):
+        path = tmp_path / f"{kernels}.yaml"
+        path.write_text(yaml.safe_dump({"space": "yolo11_backbone", "init": "supernet", "supernet_kernels": kernels}))
+        configs[kernels] = load_preset(str(path))
+    assert [c.supernet_kernels for c in configs.values()] == ["separate", "shared", "separate"]
+    assert load_preset("smoke").supernet_kernels == "separate"
+    records = {k: runtime_record(c, "cpu", None) for k, c in configs.items()}
+    assert records["separate"] == records[None] != records["shared"]
+    assert records["shared"]["supernet_kernels"] == "shared"
+    assert "supernet_kernels" not in records["separate"]  # fingerprints of studies made before the key stay the same
+    assert supernet_file(tmp_path, 4, "shared").name == "supernet_e4_shared.pt"
+    assert supernet_file(tmp_path, 4, "separate") == supernet_file(tmp_path, 4) == tmp_path / "supernet_e4.pt"

@@ -1,9 +1,11 @@
 """Weight sharing (``init: supernet``): one supernet per study, trained once; every trial inherits its path.
 
-The supernet is the base model in which every insertion point holds all of its options (every operator, every
-Conv2Former kernel with weights of its own) side by side in a ``ChoiceLayer``. It is trained once through
-Ultralytics' own trainer with single-path uniform sampling (Guo et al., "Single Path One-Shot NAS", ECCV 2020):
-before every batch each point draws one of its operators uniformly (then a kernel uniformly, where the operator
+The supernet is the base model in which every insertion point holds all of its options side by side in a
+``ChoiceLayer``: every operator and, with ``supernet_kernels: separate``, every Conv2Former kernel with weights of
+its own; with ``shared``, the kernels of one operator form share one module built with the point's largest kernel,
+whose depthwise k x k convs run the centre k x k crop of the large weight (``ElasticKernel``). It is trained once
+through Ultralytics' own trainer with single-path uniform sampling (Guo et al., "Single Path One-Shot NAS", ECCV
+2020): before every batch each point draws one of its operators uniformly (then a kernel uniformly, where the operator
 takes one), so only that path is run and updated. Its weights are cached in the study's run folder like the warm
 base (``made_once``).
 
@@ -28,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
@@ -35,9 +38,10 @@ from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 
+from modules.conv2former import ConvMod
 from modules.ultralytics_adapter import ProxyTrainer
 
-from ..config import StudyConfig
+from ..config import SUPERNET_KERNELS, StudyConfig
 from ..errors import UserError
 from ..space import Architecture, Choice, SearchSpace
 from ..space.space import takes_kernel
@@ -50,24 +54,92 @@ BN_IMAGES = 256  # training images whose statistics replace the supernet's Batch
 BN_BATCH = 16
 
 
-class ChoiceLayer(nn.Module):
-    """One layer of an insertion point in the supernet: every option's module, the ``active`` one runs."""
+def centre_crop(weight: torch.Tensor, k: int) -> torch.Tensor:
+    """Return the centre ``k`` x ``k`` of a conv weight (``... x K x K``, K - k even).
 
-    def __init__(self, options: list[nn.Module], i: int, f: int | list[int]) -> None:
+    Raises:
+        ValueError: ``k`` is larger than the weight's kernel or not centred in it.
+    """
+    big = weight.shape[-1]
+    if k > big or (big - k) % 2:
+        raise ValueError(f"a {k}x{k} kernel is not the centre of a {big}x{big} one")
+    o = (big - k) // 2
+    return weight[..., o : o + k, o : o + k]
+
+
+class ElasticKernel(nn.Module):
+    """A depthwise conv holding the largest kernel's weight that runs the centre ``kernel`` x ``kernel`` of it
+    (padding ``kernel // 2``), so one weight serves every smaller kernel. Its tensors are named like the
+    ``nn.Conv2d`` it replaces (``weight``, ``bias``)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        if conv.groups != conv.in_channels or conv.kernel_size[0] != conv.kernel_size[1] or conv.stride != (1, 1):
+            raise ValueError(f"ElasticKernel needs a square stride-1 depthwise conv, got {conv}")
+        self.weight, self.bias = conv.weight, conv.bias
+        self.groups = conv.groups
+        self.kernel = conv.kernel_size[0]  # the active kernel, set by ChoiceLayer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the depthwise conv of ``x`` with the active kernel's centre crop, same size as ``x``."""
+        weight = centre_crop(self.weight, self.kernel)
+        return F.conv2d(x, weight, self.bias, padding=self.kernel // 2, groups=self.groups)
+
+
+def make_elastic(module: nn.Module) -> nn.Module:
+    """Replace the depthwise kernel conv of every ``ConvMod`` in ``module`` by an ``ElasticKernel``; return
+    ``module``."""
+    for m in module.modules():
+        if isinstance(m, ConvMod):
+            m.a[2] = ElasticKernel(m.a[2])
+    return module
+
+
+class ChoiceLayer(nn.Module):
+    """One layer of an insertion point in the supernet: every option's module, the ``active`` option runs.
+
+    ``slots[j]`` is option j's (module index, kernel): with shared kernels several options run one module, each
+    with its own kernel (0: the module as built). Then the slots are also stored as the buffer ``option_map``, so
+    a saved state dict tells ``inherit`` where an option's tensors are; each module's tensors appear once in the
+    state dict (an EMA over it updates every tensor once).
+    """
+
+    def __init__(
+        self, options: list[nn.Module], i: int, f: int | list[int], slots: list[tuple[int, int]] | None = None
+    ) -> None:
         super().__init__()
         self.options = nn.ModuleList(options)
+        self.slots = slots or [(j, 0) for j in range(len(options))]
+        if slots:
+            self.register_buffer("option_map", torch.tensor(slots, dtype=torch.long))
         self.active = 0
         self.i, self.f, self.type = i, f, f"{__name__}.ChoiceLayer"  # what Ultralytics' forward and logs read
         self.np = sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the active option's output."""
-        return self.options[self.active](x)
+        index, kernel = self.slots[self.active]
+        module = self.options[index]
+        if kernel:  # set here, not in set_path, so every copy of the supernet (the EMA's) runs its own path
+            for m in module.modules():
+                if isinstance(m, ElasticKernel):
+                    m.kernel = kernel
+        return module(x)
 
 
-def build_supernet(space: SearchSpace, nc: int) -> DetectionModel:
+def build_supernet(space: SearchSpace, nc: int, kernels: str = "separate") -> DetectionModel:
     """Return the supernet of ``space`` for ``nc`` classes: a ``DetectionModel`` whose insertion-point layers are
-    ``ChoiceLayer``s holding ``point.options()`` in order (option j of every point comes from one build)."""
+    ``ChoiceLayer``s holding ``point.options()`` in order (option j of every point comes from one build).
+
+    ``kernels``: ``separate`` gives every (operator, kernel) option a module of its own; ``shared`` gives the
+    kernels of one operator one module, built with the point's largest kernel, whose ``ElasticKernel``s run the
+    centre crop of the option's kernel.
+
+    Raises:
+        ValueError: ``kernels`` is neither.
+    """
+    if kernels not in SUPERNET_KERNELS:
+        raise ValueError(f"supernet kernels must be one of {', '.join(SUPERNET_KERNELS)}, got {kernels!r}")
     options = {p.name: p.options() for p in space.points}
     builds = []
     for j in range(max(len(o) for o in options.values())):
@@ -75,10 +147,27 @@ def build_supernet(space: SearchSpace, nc: int) -> DetectionModel:
         builds.append(build_model(space.architecture(picks).model_dict(nc)))
     net = builds[0]
     for point in space.points:
+        opts = options[point.name]
         for layer in point.layers:
             template = builds[0].model[layer]
-            choices = [builds[j].model[layer] for j in range(len(options[point.name]))]
-            net.model[layer] = ChoiceLayer(choices, template.i, template.f)
+            if kernels == "separate":
+                choices = [builds[j].model[layer] for j in range(len(opts))]
+                net.model[layer] = ChoiceLayer(choices, template.i, template.f)
+                continue
+            modules: list[nn.Module] = []
+            slots: list[tuple[int, int]] = []
+            owner: dict[str, int] = {}  # operator -> index of its one module
+            for j, choice in enumerate(opts):
+                if choice.kernel is None:
+                    slots.append((len(modules), 0))
+                    modules.append(builds[j].model[layer])
+                    continue
+                if choice.op not in owner:
+                    largest = opts.index(Choice(choice.op, max(point.kernels)))
+                    owner[choice.op] = len(modules)
+                    modules.append(make_elastic(builds[largest].model[layer]))
+                slots.append((owner[choice.op], choice.kernel))
+            net.model[layer] = ChoiceLayer(modules, template.i, template.f, slots)
     return net
 
 
@@ -105,9 +194,10 @@ def set_path(net: nn.Module, path: dict[int, int]) -> None:
         net.model[layer].active = index
 
 
-def supernet_file(run_root: Path, epochs: int) -> Path:
-    """Return where the study whose run folder is ``run_root`` keeps its supernet trained ``epochs``."""
-    return run_root / f"supernet_e{epochs}.pt"
+def supernet_file(run_root: Path, epochs: int, kernels: str = "separate") -> Path:
+    """Return where the study whose run folder is ``run_root`` keeps its supernet trained ``epochs`` with
+    ``kernels`` (``supernet_e<N>.pt`` for separate kernels, as before the choice existed; ``_shared`` added)."""
+    return run_root / f"supernet_e{epochs}{'' if kernels == 'separate' else '_' + kernels}.pt"
 
 
 def train_supernet(
@@ -118,16 +208,19 @@ def train_supernet(
     Raises:
         UserError: the supernet's training failed.
     """
-    out = supernet_file(run_root, cfg.supernet_epochs)
+    out = supernet_file(run_root, cfg.supernet_epochs, cfg.supernet_kernels)
 
     def train(partial: Path) -> None:
         if log:
-            log(f"init: supernet - training the supernet for {cfg.supernet_epochs} epochs, once for this study...")
+            log(
+                f"init: supernet - training the supernet ({cfg.supernet_kernels} kernels) for {cfg.supernet_epochs} "
+                "epochs, once for this study..."
+            )
         rng = random.Random(seed)
         trained: dict[str, torch.Tensor] = {}
 
         def customize(trainer: ProxyTrainer) -> None:
-            trainer.model_factory = lambda nc: build_supernet(cfg.space, nc)
+            trainer.model_factory = lambda nc: build_supernet(cfg.space, nc, cfg.supernet_kernels)
             trainer.add_callback("on_train_batch_start", lambda t: set_path(t.model, random_path(cfg.space, rng)))
             trainer.add_callback("on_train_end", lambda t: trained.update(t.ema.ema.float().state_dict()))
 
@@ -141,7 +234,8 @@ def train_supernet(
             if log:
                 log(f"init: supernet - trained in {time.perf_counter() - t:.0f} s ({r.threads} CPU thread(s))")
             record = {"state_dict": {k: v.detach().cpu() for k, v in trained.items()}, "space": cfg.space.identity}
-            torch.save({**record, "nc": cfg.dataset.nc, "epochs": cfg.supernet_epochs}, partial)
+            extra = {"nc": cfg.dataset.nc, "epochs": cfg.supernet_epochs, "kernels": cfg.supernet_kernels}
+            torch.save({**record, **extra}, partial)
         except (OSError, RuntimeError, FloatingPointError) as e:
             raise UserError(f"init: supernet - training the supernet failed: {e}") from e
         finally:
@@ -154,22 +248,39 @@ def train_supernet(
 def inherit(candidate: DetectionModel, supernet_state: dict[str, torch.Tensor], path: dict[int, int]) -> int:
     """Copy every tensor of ``candidate`` from its ``path`` in the supernet's state dict; return how many.
 
+    An option whose kernel runs a shared larger one (``option_map``) gets the centre crop of the large weight.
+
     Raises:
         KeyError: the supernet lacks a tensor of the candidate (another space or class count).
-        ValueError: a tensor's shape differs.
+        ValueError: a tensor's shape differs (and is not a shared kernel's centre).
     """
     own = candidate.state_dict()
     copied = {}
     for key, tensor in own.items():
         parts = key.split(".")
         layer = int(parts[1]) if parts[0] == "model" and parts[1].isdigit() else None
-        source = f"model.{layer}.options.{path[layer]}.{'.'.join(parts[2:])}" if layer in path else key
+        source, kernel = key, 0
+        if layer in path:
+            index, kernel = _slot(supernet_state, layer, path[layer])
+            source = f"model.{layer}.options.{index}.{'.'.join(parts[2:])}"
         value = supernet_state[source]
+        if kernel and value.dim() == 4 and tensor.shape == (*value.shape[:2], kernel, kernel):
+            value = centre_crop(value, kernel)
         if value.shape != tensor.shape:
             raise ValueError(f"{key}: the supernet's {source} is {tuple(value.shape)}, not {tuple(tensor.shape)}")
         copied[key] = value
     candidate.load_state_dict(copied, strict=True)
     return len(copied)
+
+
+def _slot(supernet_state: dict[str, torch.Tensor], layer: int, option: int) -> tuple[int, int]:
+    """Return (module index, kernel) of ``option`` of the supernet's ``layer``: its ``option_map`` entry, or the
+    option itself with the module's kernel (0) where the layer has none (separate kernels)."""
+    mapping = supernet_state.get(f"model.{layer}.option_map")
+    if mapping is None:
+        return option, 0
+    index, kernel = mapping[option].tolist()
+    return index, kernel
 
 
 def calibration_images(data_yaml: Path, imgsz: int, count: int = BN_IMAGES) -> Iterator[torch.Tensor]:

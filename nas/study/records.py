@@ -88,4 +88,6 @@ def runtime_record(cfg: StudyConfig, device: str, weights: Path | None) -> dict[
         "warm_epochs": cfg.warm_epochs,
         # only for supernet studies, so the fingerprints of studies made before the supernet stay the same
         **({"supernet_epochs": cfg.supernet_epochs} if cfg.init == "supernet" else {}),
+        # only when shared, so the fingerprints of studies made before the choice (separate kernels) stay the same
+        **({"supernet_kernels": cfg.supernet_kernels} if cfg.supernet_kernels != "separate" else {}),
     }

@@ -12,7 +12,7 @@ import studies
 from .data.datasets import Dataset, local_dataset, synthetic_dataset
 from .data.synthetic import SyntheticSpec
 from .errors import ConfigError, UserError, read_yaml
-from .settings import DEFAULT_SCHEDULE, OPTIMIZERS, TRAIN_ARGS, Constraints, LatencySettings
+from .settings import DEFAULT_SCHEDULE, LATENCY_BACKENDS, OPTIMIZERS, TRAIN_ARGS, Constraints, LatencySettings
 from .space import SearchSpace, load_space
 
 STUDIES_DIR = Path(studies.__file__).parent
@@ -152,7 +152,14 @@ TRAIN_KEYS = {
     "fraction": Key(float, above=0, high=1),
     "optimizer": Key(str, choices=OPTIMIZERS),
 }
-LATENCY_KEYS = {"runs": Key(int, low=1), "warmup": Key(int, low=1), "threads": Key(int, low=1), "half": Key(bool)}
+LATENCY_KEYS = {
+    "runs": Key(int, low=1),
+    "warmup": Key(int, low=1),
+    "threads": Key(int, low=1),
+    "half": Key(bool),
+    "backend": Key(str, choices=LATENCY_BACKENDS),
+    "max_spread": Key(float, above=0),
+}
 CONSTRAINT_KEYS = {name: Key(float, above=0) for name in ("max_gflops", "max_params", "max_latency_ms")}
 SYNTHETIC_KEYS = {
     **{name: Key(int, low=0) for name in SyntheticSpec.__dataclass_fields__},

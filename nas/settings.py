@@ -61,15 +61,22 @@ DEFAULT_SCHEDULE = MappingProxyType(
 )
 
 
+LATENCY_BACKENDS = ("onnxruntime", "torch", "tensorrt", "openvino")
+
+
 @dataclass(frozen=True)
 class LatencySettings:
-    """How latency is measured (``nas.measure.latency``): timed runs (raised to the device's minimum), warm-up
-    runs, CPU threads (None: torch's current setting) and fp16 on CUDA."""
+    """How latency is measured (``nas.measure.latency``): the runtime (None: onnxruntime on a CPU; on CUDA tensorrt
+    if installed, else torch), timed runs (raised to the device's minimum), warm-up runs, CPU threads (None:
+    torch's current setting), fp16 on CUDA (None: yes for torch and tensorrt), and the largest IQR / median
+    accepted before the measurement is repeated (up to 3 times, then recorded as noisy)."""
 
     runs: int = 20
     warmup: int = 5
     threads: int | None = None
-    half: bool = False
+    half: bool | None = None
+    backend: str | None = None
+    max_spread: float = 0.10
 
 
 @dataclass(frozen=True)

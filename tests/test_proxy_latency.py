@@ -65,6 +65,7 @@ def test_cpu_latency_is_a_median_of_at_least_20_runs_with_conditions() -> None:
     model = DetectionModel(yolo11_dict("n", {1: "ACmix"}), verbose=False)
     lat = measure_latency(model, 64, "cpu", LatencySettings(runs=5, warmup=2, threads=1))
     assert lat.runs == 20 and lat.threads == 1 and lat.device == "cpu" and lat.dtype == "float32"
+    assert lat.backend == "onnxruntime"  # the CPU default: the runtime Ultralytics' CPU ONNX column measures
     assert lat.median_ms > 0 and lat.iqr_ms >= 0 and lat.torch_version == torch.__version__
     assert torch.get_num_threads() == 2  # restored
     assert not model.is_fused()  # measured on a fused copy

@@ -47,7 +47,8 @@ class Progress:
         bar = "#" * filled + "." * (self.width - filled)
         print(
             f"[{bar}] {done}/{total} ETA {eta(per_trial, total - done)} | #{r.number:<4} {r.summary[:60]:<60} | "
-            f"{format_values(r.values)}{_vs(r.vs_stock)} | {r.seconds:6.1f}s | front {r.front} | {r.status}",
+            f"{format_values(r.values)}{_vs(r.vs_stock)} | {r.seconds:6.1f}s | front {r.front} | {r.status}"
+            f"{' | latency noisy' if r.latency_noisy else ''}",
             file=sys.stderr,
             flush=True,
         )

@@ -24,6 +24,7 @@ from ultralytics.utils import LOGGER
 from modules.ultralytics_adapter import ProxyTrainer
 
 from ..errors import UserError
+from .latency_lock import pausing_for_measurements
 from .threads import training_threads
 
 
@@ -94,7 +95,8 @@ def train_proxy(
             torch.set_num_threads(threads)  # select_device, in the trainer's __init__, set Ultralytics' count
             if customize:
                 customize(trainer)
-            trainer.train()
+            with pausing_for_measurements(trainer):  # each batch holds the host's latency lock shared
+                trainer.train()
     finally:
         LOGGER.setLevel(level)
     total = time.perf_counter() - t0

@@ -43,6 +43,7 @@ class TrialReport:
     front: int
     status: str
     vs_stock: dict[str, float] | None = None  # objectives.change against the reference trial, once it exists
+    latency_noisy: bool = False  # its latency stayed more spread than the preset's max_spread
 
 
 @dataclass
@@ -132,9 +133,8 @@ class TrialRunner:
             status = "reference (stock)" if is_reference else "ok" if ev.proxy else "infeasible (not trained)"
             vs_stock = self._vs_stock(trial, values)
             self.study.tell(trial, to_list(values))
-            return TrialReport(
-                trial.number, arch.summary(), values, time.perf_counter() - t0, self._front(), status, vs_stock
-            )
+            seconds, noisy = time.perf_counter() - t0, ev.latency.noisy
+            return TrialReport(trial.number, arch.summary(), values, seconds, self._front(), status, vs_stock, noisy)
         return TrialReport(trial.number, arch.summary(), values, time.perf_counter() - t0, self._front(), status)
 
     def _vs_stock(self, trial: optuna.Trial, values: dict[str, float]) -> dict[str, float] | None:
@@ -158,7 +158,9 @@ class TrialRunner:
         vs_stock = self._vs_stock(trial, values)
         self.study.tell(trial, to_list(values))
         summary = f"{arch.summary()} (= #{duplicate.number})"
-        return TrialReport(trial.number, summary, values, time.perf_counter() - t0, self._front(), "dedup", vs_stock)
+        noisy = bool(duplicate.user_attrs.get("latency_noisy"))
+        return TrialReport(trial.number, summary, values, time.perf_counter() - t0, self._front(), "dedup", vs_stock,
+                           noisy)  # fmt: skip
 
     def run(self, on_trial: Callable[[TrialReport, int, int], None] | None = None) -> int:
         """Run trials until the study has ``total`` COMPLETE ones (counting other workers' running ones); return

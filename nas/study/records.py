@@ -52,6 +52,8 @@ def trial_attrs(arch: Architecture, cfg: StudyConfig, runtime: Runtime, ev: Eval
         attrs["params"] = ev.cost.params
     if ev.latency:
         attrs["latency"] = ev.latency.as_dict()  # the conditions; the median is the latency_ms objective
+        if ev.latency.noisy:
+            attrs["latency_noisy"] = True  # IQR / median above the preset's max_spread after every repeat
     if ev.proxy:
         # results are reproducible for a seed and a CPU thread count (nas.measure.threads)
         attrs.update(map50=ev.proxy.map50, epochs=ev.proxy.epochs, train_threads=ev.proxy.threads)

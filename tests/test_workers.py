@@ -144,14 +144,15 @@ def _free_port() -> int:
 
 @pytest.fixture
 def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL server on a loopback port; yields its SQLAlchemy URL. Skips without the binaries
-    (Debian's ``postgresql`` package), unless NAS_REQUIRE_POSTGRES=1 (CI), where it fails instead."""
+    """A throwaway PostgreSQL server on a loopback port; yields its plain ``postgresql://`` URL (SQLAlchemy 2.1
+    opens it with psycopg 3). Skips without the binaries (Debian's ``postgresql`` package), unless
+    NAS_REQUIRE_POSTGRES=1 (CI), where it fails instead."""
     bindir = _initdb()
     if bindir is None:
         if os.environ.get("NAS_REQUIRE_POSTGRES") == "1":
             pytest.fail("NAS_REQUIRE_POSTGRES=1 but no PostgreSQL server binaries (initdb) are installed")
         pytest.skip("no PostgreSQL server binaries (initdb): apt-get install postgresql")
-    pytest.importorskip("psycopg2", reason="the PostgreSQL driver: pip install -e '.[postgres]'")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[postgres]'")
     # PostgreSQL refuses to run as root: then the server runs as the 'postgres' user, in a folder it can reach
     as_root = os.geteuid() == 0
     run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
@@ -173,12 +174,23 @@ def postgres() -> Iterator[str]:
         check=True, capture_output=True,
     )  # fmt: skip
     try:
-        yield f"postgresql+psycopg2://nas@127.0.0.1:{port}/postgres"
+        yield f"postgresql://nas@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_plain_and_psycopg2_postgres_urls_open_the_same_database(postgres: str) -> None:
+    pytest.importorskip("psycopg2", reason="the psycopg2 driver: pip install -e '.[postgres]'")
+    plain = open_storage(postgres, worker=False)
+    assert plain.backend.engine.dialect.driver == "psycopg"  # SQLAlchemy 2.1's default for postgresql://
+    optuna.create_study(study_name="both-drivers", storage=plain.backend)
+    psycopg2_url = postgres.replace("postgresql://", "postgresql+psycopg2://", 1)
+    other = open_storage(psycopg2_url, worker=False)
+    assert other.backend.engine.dialect.driver == "psycopg2"
+    assert [s.study_name for s in optuna.get_all_study_summaries(other.backend)] == ["both-drivers"]
 
 
 def test_three_postgres_workers_share_one_study(postgres: str, tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
   scratch  random init, the preset's schedule for --proxy-epochs (init: scratch)
   warm     inherits every tensor it shares with the unmodified base, trained once for --warm-epochs with the first
            proxy seed, then the preset's schedule for --proxy-epochs (init: warm); one-off step "warm:base"
-  supernetN[-eE]  inherits its path of the weight-sharing supernet trained once for E epochs (default 16; one-off
-           step "supernetN:base", "supernetN:baseE"), BatchNorm recalibrated, N fine-tune epochs without warm-up
-           (init: supernet)
+  supernetN[-eE][-shared]  inherits its path of the weight-sharing supernet trained once for E epochs (default 16;
+           one-off step "supernetN:base[-eE][-shared]"), -shared: one largest Conv2Former kernel whose centre
+           the smaller kernels take (supernet_kernels: shared), BatchNorm recalibrated, N fine-tune epochs without
+           warm-up (init: supernet)
 
 Work is split into units (architecture, role, seed), the role being "reference" or a mode. --workers spawned
 processes run them (each training takes the threads nas.measure.threads grants: one each while two train side by
@@ -125,9 +126,9 @@ class Bench:
         """Return the folder of the warm-start base (one per preset)."""
         return self.workdir / f"warm-{self.study}"
 
-    def supernet_cfg(self, epochs: int) -> StudyConfig:
-        """Return the preset as an ``init: supernet`` study whose supernet trains ``epochs``."""
-        return replace(self.cfg, init="supernet", supernet_epochs=epochs)
+    def supernet_cfg(self, epochs: int, kernels: str = "separate") -> StudyConfig:
+        """Return the preset as an ``init: supernet`` study whose supernet trains ``epochs`` with ``kernels``."""
+        return replace(self.cfg, init="supernet", supernet_epochs=epochs, supernet_kernels=kernels)
 
     @property
     def supernet_root(self) -> Path:
@@ -180,25 +181,27 @@ def warm(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
     return _train(bench, arch, bench.proxy_schedule, seed, workdir, weights=weights)
 
 
-def _supernet_base(epochs: int) -> Callable[[Bench], dict]:
-    """Return the one-off step that trains the supernet for ``epochs`` (the modes of one epoch count share it)."""
+def _supernet_base(epochs: int, kernels: str) -> Callable[[Bench], dict]:
+    """Return the one-off step that trains the supernet for ``epochs`` with ``kernels`` (the modes of one supernet
+    share its file)."""
 
     def prepare(bench: Bench) -> dict:
-        existed = supernet_file(bench.supernet_root, epochs).is_file()
-        path = train_supernet(bench.supernet_cfg(epochs), bench.supernet_root, bench.device, bench.base_seed)
+        existed = supernet_file(bench.supernet_root, epochs, kernels).is_file()
+        path = train_supernet(bench.supernet_cfg(epochs, kernels), bench.supernet_root, bench.device, bench.base_seed)
         note = f"reused the existing {path}: its training time is not known" if existed else None
         return {"epochs": epochs, "note": note}
 
     return prepare
 
 
-def _from_supernet(fine_tune: int, epochs: int) -> Callable[[Bench, Architecture, int, Path], Outcome]:
-    """Return the mode that inherits a path of the supernet trained ``epochs``, recalibrates BatchNorm and
+def _from_supernet(fine_tune: int, epochs: int, kernels: str) -> Callable[[Bench, Architecture, int, Path], Outcome]:
+    """Return the mode that inherits a path of the supernet trained ``epochs`` with ``kernels`` (separate or
+    shared Conv2Former kernels), recalibrates BatchNorm and
     fine-tunes ``fine_tune`` epochs (0: validated as inherited); the seconds are the trial's from inheriting to the
     validation."""
 
     def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
-        cfg = bench.supernet_cfg(epochs)
+        cfg = bench.supernet_cfg(epochs, kernels)
         cfg = replace(cfg, schedule={**cfg.schedule, "epochs": fine_tune})
         weights = train_supernet(cfg, bench.supernet_root, bench.device, bench.base_seed)
         t = time.perf_counter()
@@ -208,9 +211,18 @@ def _from_supernet(fine_tune: int, epochs: int) -> Callable[[Bench, Architecture
     return run
 
 
-def _supernet_settings(bench: Bench, fine_tune: int, epochs: int) -> dict:
+def supernet_mode(fine_tune: int, epochs: int, kernels: str, step: bool = False) -> str:
+    """Return the name of a supernet mode (``step``: of its one-off step), e.g. supernet0, supernet1-e48-shared."""
+    suffix = ("" if epochs == SUPERNET_EPOCHS else f"-e{epochs}") + ("" if kernels == "separate" else f"-{kernels}")
+    if step:
+        return "base" + suffix
+    return f"supernet{fine_tune}{suffix}"
+
+
+def _supernet_settings(bench: Bench, fine_tune: int, epochs: int, kernels: str) -> dict:
     """Return what a supernet mode's results depend on (its fine-tune schedule as ``supernet_proxy`` runs it)."""
-    settings = _settings(bench, "supernet", fine_tune, supernet_epochs=epochs, base_seed=bench.base_seed)
+    shared = {"supernet_kernels": kernels} if kernels != "separate" else {}  # records from before the choice
+    settings = _settings(bench, "supernet", fine_tune, supernet_epochs=epochs, base_seed=bench.base_seed, **shared)
     if fine_tune:
         settings["schedule"] = fine_tune_schedule(settings["schedule"])
     return settings
@@ -261,15 +273,15 @@ MODES: dict[str, Mode] = {
         step="base",
     ),
     **{
-        f"supernet{n}" + ("" if epochs == SUPERNET_EPOCHS else f"-e{epochs}"): Mode(
-            _from_supernet(n, epochs),
-            f"inherits its path of the supernet trained once for {epochs} epochs, BatchNorm recalibrated, {n} "
-            "fine-tune epoch(s) without warm-up",
-            functools.partial(_supernet_settings, fine_tune=n, epochs=epochs),
-            prepare=_supernet_base(epochs),
-            step="base" if epochs == SUPERNET_EPOCHS else f"base{epochs}",
+        supernet_mode(n, epochs, kernels): Mode(
+            _from_supernet(n, epochs, kernels),
+            f"inherits its path of the supernet trained once for {epochs} epochs ({kernels} Conv2Former kernels), "
+            f"BatchNorm recalibrated, {n} fine-tune epoch(s) without warm-up",
+            functools.partial(_supernet_settings, fine_tune=n, epochs=epochs, kernels=kernels),
+            prepare=_supernet_base(epochs, kernels),
+            step=supernet_mode(n, epochs, kernels, step=True),
         )
-        for epochs in (SUPERNET_EPOCHS, 48)
+        for epochs, kernels in ((SUPERNET_EPOCHS, "separate"), (SUPERNET_EPOCHS, "shared"), (48, "separate"))
         for n in (0, 1)
     },
 }
@@ -662,8 +674,7 @@ def default_mode(cfg: StudyConfig) -> str:
     """Return the name of the mode that measures the preset's own proxy (its ``init`` and epochs)."""
     if cfg.init != "supernet":
         return cfg.init
-    name = f"supernet{cfg.schedule['epochs']}"
-    return name if cfg.supernet_epochs == SUPERNET_EPOCHS else f"{name}-e{cfg.supernet_epochs}"
+    return supernet_mode(cfg.schedule["epochs"], cfg.supernet_epochs, cfg.supernet_kernels)
 
 
 def _finite(x: Any) -> Any:

@@ -724,7 +724,7 @@ def print_table(s: dict) -> None:
             f"{rep['mean_range_map50_95']}, max {rep['max_range_map50_95']} mAP50-95"
             + (f"  ({rep['note']})" if rep["note"] else "")
         )
-    head = f"{'mode':<13} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
+    head = f"{'mode':<17} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
     print("\n" + head + f"{'seed-to-seed ρ':<14} {'s/trial':>8}  one-off")
     for name, m in s["by_mode"].items():
         top = "-" if m["top3_contains_best"] is None else ("yes" if m["top3_contains_best"] else "no")
@@ -732,7 +732,7 @@ def print_table(s: dict) -> None:
         one = m.get("one_off")
         one_s = f"{one['seconds']} s ({one['step']})" if one and one["seconds"] is not None else "-"
         print(
-            f"{name:<13} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
+            f"{name:<17} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
             f"{_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
             f"{_fmt(sts and sts['spearman']):<14} {m['mean_seconds_per_trial'] or '-':>8}  {one_s}"
         )

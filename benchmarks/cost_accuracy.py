@@ -1,7 +1,8 @@
 """Are the cost numbers right? Stock models against Ultralytics' own; each operator against its reference formula.
 
-1. Params and GFLOPs (640) of stock YOLO11 n/s/m and YOLOv8 n/s as the search counts them (the stock
-   architecture of a shipped space) against what Ultralytics reports for its own YAML.
+1. Params and GFLOPs (640) of stock YOLO11 n/s/m, YOLOv8 n/s and YOLO26 n/s/m as the search counts them (the
+   stock architecture of a shipped space) against what Ultralytics reports for its own YAML (``model.info()``:
+   the model as built, so YOLO26 with both its one-to-many and one-to-one heads, unfused).
 2. For each operator of the table in YOLO11n (every insertion point of its kind in the backbone space set to it,
    Conv2Former with kernel 11): every instance's MACs as we count them, from the reference formula
    (tests/reference_formulas.py, from the papers and the authors' code) and as plain thop counts them (what
@@ -41,7 +42,11 @@ from nas.space.space import takes_kernel
 from tests import reference_formulas as formulas
 
 IMGSZ = 640
-STOCK = [("yolo11_backbone", s) for s in "nsm"] + [("yolov8_downsample", s) for s in "ns"]
+STOCK = (
+    [("yolo11_backbone", s) for s in "nsm"]
+    + [("yolov8_downsample", s) for s in "ns"]
+    + [("yolo26_backbone", s) for s in "nsm"]
+)
 OPERATORS = {**dict.fromkeys(CONV_SLOT, "conv"), **dict.fromkeys(BLOCK_SLOT, "block")}  # the table's, in its order
 CONV2FORMER_KERNEL = 11  # the kernel size measured for the operators that take one
 
@@ -87,7 +92,7 @@ def stock_rows() -> list[dict]:
     for space_name, scale in STOCK:
         space = load_space(space_name, scale)
         ours = architecture_cost(space.stock(), 80, IMGSZ)
-        yaml_path = next(MODELS_DIR.rglob(f"{space.identity[:-1]}.yaml"))  # yolo11.yaml, yolov8.yaml
+        yaml_path = next(MODELS_DIR.rglob(f"{space.identity[:-1]}.yaml"))  # yolo11.yaml, yolov8.yaml, yolo26.yaml
         with contextlib.redirect_stdout(io.StringIO()):
             ref_model = DetectionModel(_with_scale(yaml_path, scale), verbose=False)
         ref_params = sum(p.numel() for p in ref_model.parameters())

@@ -13,7 +13,7 @@ from .data.datasets import Dataset, local_dataset, synthetic_dataset
 from .data.synthetic import SyntheticSpec
 from .errors import ConfigError, UserError, read_yaml
 from .settings import DEFAULT_SCHEDULE, LATENCY_BACKENDS, OPTIMIZERS, TRAIN_ARGS, Constraints, LatencySettings
-from .space import SearchSpace, load_space
+from .space import SPACES_DIR, SearchSpace, load_space
 
 STUDIES_DIR = Path(studies.__file__).parent
 SCALES = ("n", "s", "m", "l", "x")
@@ -171,12 +171,17 @@ SYNTHETIC_KEYS = {
 }
 
 
-def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
-    """Load and validate a preset; ``data`` (a data YAML path) overrides the preset's dataset.
+def load_preset(name_or_path: str, data: str | None = None, space: str | None = None) -> StudyConfig:
+    """Load and validate a preset; ``data`` (a data YAML path) overrides the preset's dataset and ``space`` (a
+    shipped space name or a path, resolved like the preset's ``space:`` but relative to the working directory)
+    overrides its search space, at the preset's ``scale:``.
+
+    Returns:
+        The validated preset. With ``space``, its ``raw`` names that space, so a study stores the space it used.
 
     Raises:
         ConfigError: invalid preset (names file and key), or an invalid space it refers to.
-        UserError: missing preset, space or dataset.
+        UserError: missing preset, space or dataset; an unknown ``space`` (the message starts ``--space``).
     """
     path = resolve_preset(name_or_path)
     raw = read_yaml(path)
@@ -190,12 +195,17 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         raise ConfigError(path, "space", "required: a search space name or path")
     scale = _get(raw, path, "scale", Key(str, choices=SCALES))
     imgsz = _get(raw, path, "imgsz", Key(int, low=32, multiple_of=32), 640)
-    try:
-        space = load_space(space_name, scale, relative_to=path.parent)
-    except ConfigError:
-        raise  # names the space file and its key
-    except UserError as e:
-        raise ConfigError(path, "space", str(e)) from e
+    if space is not None:
+        space_cfg = _override_space(space, scale)
+        shipped = space_cfg.path == (SPACES_DIR / f"{space}.yaml").resolve()
+        raw = {**raw, "space": space if shipped else str(space_cfg.path)}  # the stored preset names what ran
+    else:
+        try:
+            space_cfg = load_space(space_name, scale, relative_to=path.parent)
+        except ConfigError:
+            raise  # names the space file and its key
+        except UserError as e:
+            raise ConfigError(path, "space", str(e)) from e
     data_key = data or _get(raw, path, "data", Key(str), "synthetic")
     if data_key == "synthetic":
         dataset = synthetic_dataset(SyntheticSpec(**_section(raw.get("synthetic"), path, "synthetic", SYNTHETIC_KEYS)))
@@ -225,7 +235,7 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         name=path.stem,
         path=path,
         description=_get(raw, path, "description", Key(str), ""),
-        space=space,
+        space=space_cfg,
         dataset=dataset,
         imgsz=imgsz,
         schedule=schedule,
@@ -238,3 +248,18 @@ def load_preset(name_or_path: str, data: str | None = None) -> StudyConfig:
         sampler=_get(raw, path, "sampler", Key(str, choices=SAMPLERS), DEFAULT_SAMPLER),
         raw=raw,
     )
+
+
+def _override_space(name_or_path: str, scale: str | None) -> SearchSpace:
+    """Return the space ``--space`` names (a shipped name or a path) at the preset's ``scale``.
+
+    Raises:
+        ConfigError: the space file is invalid (names the file and its key).
+        UserError: no such space or base model; the message starts with ``--space``.
+    """
+    try:
+        return load_space(name_or_path, scale)
+    except ConfigError:
+        raise
+    except UserError as e:
+        raise UserError(f"--space: {e}") from e

@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
     p.add_argument("--study-name", help="name of the study in the storage (default: the preset's name)")
     p.add_argument("--data", help="a local Ultralytics data YAML instead of the preset's dataset")
+    p.add_argument(
+        "--space",
+        metavar="NAME|PATH",
+        help="a search space (shipped name such as yolo26_backbone, or a space YAML path) instead of the preset's, "
+        "at the preset's scale; a resumed study must use the space it was created with",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed; trial n trains with seed + n (default: 0)")
     p.add_argument("--sampler", choices=SAMPLERS, help="override the preset's sampler")
@@ -108,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--trials must be at least 1, got {args.trials}")
     if args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {args.seed}")
-    cfg = load_preset(args.study, data=args.data)
+    cfg = load_preset(args.study, data=args.data, space=args.space)
     if args.dry_run:
         d = dry_run_dict(cfg, report(cfg.space, cfg.dataset.nc, cfg.imgsz))
         if args.json:

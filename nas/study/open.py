@@ -15,6 +15,7 @@ from optuna.exceptions import ExperimentalWarning
 from ..config import SAMPLERS, StudyConfig
 from ..errors import UserError
 from ..objectives import DIRECTIONS, NAMES
+from ..space import SPACES_DIR
 from .storage import Storage, open_storage
 
 DEFAULT_STORAGE_FILE = "nas_studies.db"
@@ -95,11 +96,36 @@ def open_study(
         for key, value in attrs.items():
             study.set_user_attr(key, value)
     elif stored != fp:
+        _check_same_space(study, cfg, storage.url)
         raise UserError(
             f"study {study_name!r} in {storage.url} was created with a different space, dataset, schedule, device or "
             "initial weights; choose a new study name with --study-name (or another --storage)"
         )
     return study
+
+
+def _check_same_space(study: optuna.Study, cfg: StudyConfig, url: str) -> None:
+    """Refuse to resume ``study`` with another search space than the one it stores (name, file text, base model).
+
+    Raises:
+        UserError: the spaces differ; the message names both and the ``--space`` that resumes the study.
+    """
+    attrs = study.user_attrs
+    stored = (attrs.get("space_name"), attrs.get("base_model"), attrs.get("space"))
+    if None in stored or stored == (cfg.space.name, cfg.space.identity, cfg.space.path.read_text()):
+        return
+    name, base, _ = stored
+    if (name, base) == (cfg.space.name, cfg.space.identity):
+        raise UserError(
+            f"study {study.study_name!r} in {url} was created with a different space: {name} over {base} has been "
+            "edited since; choose a new study name with --study-name"
+        )
+    how = f"--space {name}" if (SPACES_DIR / f"{name}.yaml").is_file() else "its space file"
+    raise UserError(
+        f"study {study.study_name!r} in {url} was created with a different space ({name} over {base}) than this "
+        f"run's ({cfg.space.name} over {cfg.space.identity}); resume it with {how}, or choose a new study name with "
+        "--study-name"
+    )
 
 
 def load_study(url: str, name: str) -> optuna.Study:

@@ -316,7 +316,7 @@ BAD_SPACE = {"base": "yolo26n.yaml", "points": [{"layers": [22], "choices": ["C3
             {"space": "yolo11_backbone", "latency": [1]},
             "preset",
             "latency",
-            "must be a mapping (keys: runs, warmup, threads, half)",
+            "must be a mapping (keys: runs, warmup, threads, half, backend, max_spread)",
             id="latency-not-a-mapping",
         ),
         pytest.param(

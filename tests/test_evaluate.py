@@ -114,7 +114,7 @@ BAD_SECTIONS = [
     ({"constraints": {"max_flops": 3}}, "constraints.max_flops: unknown key (allowed: max_gflops"),
     ({"constraints": {"max_gflops": -1}}, "constraints.max_gflops: must be greater than 0, got -1"),
     ({"latency": {"runs": 0}}, "latency.runs: must be at least 1, got 0"),
-    ({"latency": [1, 2]}, "latency: must be a mapping (keys: runs, warmup, threads, half)"),
+    ({"latency": [1, 2]}, "latency: must be a mapping (keys: runs, warmup, threads, half, backend, max_spread)"),
 ]
 
 

@@ -32,7 +32,7 @@ def test_feasible_candidate_is_trained_and_its_run_removed(tmp_path: Path, tiny_
     arch = cfg.space.architecture({"c3k2_p3": "C3k2_ConvNeXt"})
     ev = evaluate(arch, cfg, Runtime(run_root=tmp_path / "runs"), seed=0, run_name="t0")
     assert ev.error is None and ev.feasible and ev.proxy is not None
-    assert set(ev.phases) == {"build_s", "cost_s", "latency_s", "train_setup_s", "train_s", "val_s"}
+    assert set(ev.phases) == {"build_s", "cost_s", "export_s", "latency_s", "train_setup_s", "train_s", "val_s"}
     assert ev.phases["train_setup_s"] > 0 and ev.phases["train_s"] > 0
     assert ev.cost.imgsz == 128 and ev.latency.imgsz == 128
     assert ev.latency.warmup == 1 and ev.latency.runs == 20  # the preset's latency protocol reaches the measurement

@@ -251,6 +251,7 @@ class Mode:
     settings: Callable[[Bench], dict]
     prepare: Callable[[Bench], dict] | None = None
     step: str = ""
+    makes: str = ""  # what the one-off step makes: modes making the same (one supernet file) share one step unit
 
 
 REFERENCE = Mode(
@@ -271,6 +272,7 @@ MODES: dict[str, Mode] = {
         lambda b: _settings(b, "warm", b.proxy_epochs, warm_epochs=b.warm_epochs, base_seed=b.base_seed),
         prepare=warm_base,
         step="base",
+        makes="warm-base",
     ),
     **{
         supernet_mode(n, epochs, kernels): Mode(
@@ -280,6 +282,7 @@ MODES: dict[str, Mode] = {
             functools.partial(_supernet_settings, fine_tune=n, epochs=epochs, kernels=kernels),
             prepare=_supernet_base(epochs, kernels),
             step=supernet_mode(n, epochs, kernels, step=True),
+            makes=f"supernet-e{epochs}-{kernels}",
         )
         for epochs, kernels in ((SUPERNET_EPOCHS, "separate"), (SUPERNET_EPOCHS, "shared"), (48, "separate"))
         for n in (0, 1)
@@ -380,12 +383,14 @@ def plan(archs: list[Architecture], args) -> list[Unit]:
     architecture (a partial run already ranks its first architectures); the other reference seeds, the long units,
     before the other proxy seeds, the short ones (so the two workers finish at about the same time)."""
     units: list[Unit] = []
-    steps = {}
+    steps, made = {}, {}
     for name in args.modes:
         mode = MODES[name]
-        if mode.prepare:
+        if mode.prepare and mode.makes in made:  # another mode's step makes the same file: no second unit to wait
+            steps[name] = made[mode.makes]
+        elif mode.prepare:
             step = Unit(archs[0].key, f"{name}:{mode.step}", args.proxy_seeds[0])
-            steps[name] = step.id
+            steps[name] = made[mode.makes] = step.id
             units.append(step)
     for arch in archs:
         units.append(Unit(arch.key, "reference", args.reference_seeds[0]))
@@ -558,6 +563,7 @@ def top_k(keys: list[str], proxy: dict[str, float], ref: dict[str, float]) -> di
 def summarize(archs: list[Architecture], units: list[Unit], records: list[dict], bench: Bench, args) -> dict:
     """Return the summary of every finished unit of the plan (partial data included)."""
     done, failed, other = match(records, units, bench)
+    step_of = {u.role.partition(":")[0]: u.needs for u in units if u.needs}
     cfg = bench.cfg
     order = [a.key for a in archs]
     ref = _by_arch(done, "reference", order)
@@ -596,9 +602,10 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         figures["mean_seconds_per_trial"] = _mean_seconds(done, name)
         figures["trials_done"] = sum(r == name for (_, r, _) in done)
         if mode.prepare:
-            step = done.get((order[0], f"{name}:{mode.step}", args.proxy_seeds[0]))
+            step_id = step_of.get(name, (order[0], f"{name}:{mode.step}", args.proxy_seeds[0]))
+            step = done.get(step_id)
             figures["one_off"] = {
-                "step": f"{name}:{mode.step}",
+                "step": step_id[1],
                 "seconds": step and step["seconds"],
                 "epochs": step and step["epochs"],
                 "note": step and step["note"],

@@ -28,6 +28,7 @@ from nas.measure.cost import build_model
 from nas.space import Choice, load_space
 from nas.space.base_models import MODELS_DIR
 from nas.space.space import takes_kernel
+from tests.yolo_yaml import train_one_epoch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -192,23 +193,7 @@ def test_an_export_trains_one_epoch_and_reloads_in_a_fresh_process(
     argv = ["--study", "smoke", "--storage", storage, "--trial", str(candidate.number), "--out", str(out)]
     assert export.main(argv) == 0
     assert out.is_file() and "end2end: true" in out.read_text()
-    model = YOLO(str(out))
-    model.train(
-        data=str(data),
-        epochs=1,
-        imgsz=64,
-        batch=8,
-        workers=0,
-        device="cpu",
-        plots=False,
-        project=str(tmp_path / "runs"),
-        name="t",
-        exist_ok=True,
-        verbose=False,
-        amp=False,
-        seed=0,
-    )
-    best = tmp_path / "runs" / "t" / "weights" / "best.pt"
+    best = train_one_epoch(out, data, tmp_path / "runs")
     assert best.exists()
     trained = YOLO(str(best)).model.float().eval()
     x = torch.rand(1, 3, 64, 64)

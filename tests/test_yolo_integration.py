@@ -22,7 +22,7 @@ from ultralytics.utils.torch_utils import get_flops
 
 from modules import BLOCK_SLOT, CONV_SLOT, FAMILIES, OPERATORS, ultralytics_adapter
 from modules.csp import C3k2Of, C3kOf
-from tests.yolo_yaml import MIXED_LAYOUT, operator_layout, write_yaml, yolo11_dict
+from tests.yolo_yaml import MIXED_LAYOUT, operator_layout, train_one_epoch, write_yaml, yolo11_dict
 
 PAIRS = list(zip(CONV_SLOT, BLOCK_SLOT, strict=True))
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,23 +245,7 @@ def test_trains_one_epoch_and_checkpoint_reloads_in_fresh_process(
     layout: str, tmp_path: Path, tiny_dataset: Path
 ) -> None:
     model_yaml = write_yaml(yolo11_dict("n", LAYOUTS[layout], nc=5), tmp_path / f"{layout}.yaml")
-    model = YOLO(str(model_yaml))
-    model.train(
-        data=str(tiny_dataset),
-        epochs=1,
-        imgsz=64,
-        batch=8,
-        workers=0,
-        device="cpu",
-        plots=False,
-        project=str(tmp_path / "runs"),
-        name="t",
-        exist_ok=True,
-        verbose=False,
-        amp=False,
-        seed=0,
-    )
-    best = tmp_path / "runs" / "t" / "weights" / "best.pt"
+    best = train_one_epoch(model_yaml, tiny_dataset, tmp_path / "runs")
     assert best.exists()
     x = torch.rand(1, 3, 64, 64)
     torch.save(x, tmp_path / "x.pt")

@@ -49,3 +49,26 @@ MIXED_LAYOUT = {
     8: "C3k2_Conv2Former",
     13: "C3k2_ConvNeXt",
 }
+
+
+def train_one_epoch(model_yaml: Path, data: Path, folder: Path) -> Path:
+    """Train ``model_yaml`` for one epoch on ``data`` at 64 px with plain Ultralytics (CPU, seed 0) in ``folder``;
+    return the path of its ``best.pt``."""
+    from ultralytics import YOLO
+
+    YOLO(str(model_yaml)).train(
+        data=str(data),
+        epochs=1,
+        imgsz=64,
+        batch=8,
+        workers=0,
+        device="cpu",
+        plots=False,
+        project=str(folder),
+        name="t",
+        exist_ok=True,
+        verbose=False,
+        amp=False,
+        seed=0,
+    )
+    return folder / "t" / "weights" / "best.pt"

@@ -87,6 +87,8 @@ def main() -> None:
     else:
         trials, attrs, total, db_bytes, left = fresh_run(args)
     init = attrs.get("runtime", {}).get("init")
+    if not trials:
+        ap.error("the study has no complete trial to time")
     rows = []
     for t in trials:
         phases = {k: round(t.user_attrs["phases"].get(k, 0.0), 3) for k in PHASES}

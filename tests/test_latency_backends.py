@@ -4,6 +4,7 @@ repeats of a spread measurement and how a noisy one shows in the trial and on th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -23,8 +24,9 @@ from nas.measure import latency as latency_module
 from nas.measure.backends import Runner, choose_backend, use_half
 from nas.measure.deploy_export import deployable, onnx_file
 from nas.settings import LatencySettings
-from nas.study import TrialReport
-from nas.study.records import trial_attrs
+from nas.study import StudyRun, TrialReport, open_storage, run_study
+from nas.study import run as run_module
+from nas.study.records import runtime_record, trial_attrs
 from tests.yolo_yaml import MIXED_LAYOUT, yolo11_dict
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -68,6 +70,25 @@ def test_an_unavailable_backend_names_the_package_to_install(monkeypatch: pytest
     monkeypatch.setattr(backends_module, "available", lambda name: True)
     with pytest.raises(UserError, match="tensorrt needs a CUDA device"):
         choose_backend("tensorrt", CPU)
+
+
+def test_a_study_names_its_backend_in_the_fingerprint_and_refuses_a_missing_one_before_any_training(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cfg = load_preset("smoke")
+    assert runtime_record(cfg, "cpu", None)["latency_backend"] == "onnxruntime"
+    monkeypatch.setattr(backends_module, "available", lambda name: name != "openvino")
+    openvino = dataclasses.replace(cfg, latency=LatencySettings(backend="openvino"))
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", worker=True)
+    trained: list[object] = []
+    monkeypatch.setattr(run_module, "train_supernet", lambda *a, **k: trained.append(a))
+    monkeypatch.setattr(run_module, "warm_start_weights", lambda *a, **k: trained.append(a))
+    try:
+        with pytest.raises(UserError, match="pip install openvino"):
+            run_study(openvino, storage, StudyRun(trials=1, run_dir=tmp_path / "runs"))
+    finally:
+        storage.close()
+    assert trained == []
 
 
 @pytest.mark.parametrize(

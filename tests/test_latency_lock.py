@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from nas.measure import train_proxy
-from nas.measure.latency_lock import BatchLock, lock_folder, lock_path, measuring, pausing_for_measurements
+from nas.measure.latency_lock import (
+    BatchLock,
+    lock_folder,
+    lock_path,
+    measuring,
+    paused_batches,
+    pausing_for_measurements,
+)
 from tests.yolo_yaml import write_yaml, yolo11_dict
 
 HOLD_S = 0.4
@@ -84,6 +91,7 @@ def test_measurements_of_two_processes_never_overlap_and_wait_for_a_batch_of_a_t
     children = [ctx.Process(target=_measure_in_child, args=(str(log), HOLD_S)) for _ in range(2)]
     for child in children:
         child.start()
+    _wait_until(lambda: _held_exclusively_elsewhere("latency.turnstile"))  # a child waits on the batch
     time.sleep(HOLD_S)
     released = time.time()
     batch.close()
@@ -93,6 +101,39 @@ def test_measurements_of_two_processes_never_overlap_and_wait_for_a_batch_of_a_t
     assert [kind for kind, _ in stamps] == ["start", "end", "start", "end"]  # one after the other
     assert stamps[0][1] >= released  # both waited for the batch
     assert stamps[2][1] >= stamps[1][1]
+
+
+def _measurement_blocked() -> bool:
+    """Return True when a measurement could not take the lock now (a batch holds it shared)."""
+    with open(lock_path(), "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def test_each_batch_of_a_calibration_holds_the_lock_while_it_is_worked_on() -> None:
+    lock_folder().mkdir(parents=True, exist_ok=True)
+    held = [_measurement_blocked() for _ in paused_batches(range(3))]
+    assert held == [True, True, True]
+    assert not _measurement_blocked()  # free once the batches are done
+    batches = paused_batches(range(3))
+    next(batches)
+    batches.close()  # the caller stopped early (an error): the lock is given back
+    assert not _measurement_blocked()
+
+
+def test_validation_batches_hold_the_lock_too() -> None:
+    owner = _Trainer()
+    with pausing_for_measurements(owner):
+        for callback in owner.callbacks["on_val_batch_start"]:
+            callback(owner)
+        assert _measurement_blocked()
+        for callback in owner.callbacks["on_val_batch_end"]:
+            callback(owner)
+        assert not _measurement_blocked()
 
 
 class _Trainer:

@@ -52,7 +52,7 @@ def onnx_file(model: nn.Module, imgsz: int) -> Iterator[tuple[Path, float]]:
     with tempfile.TemporaryDirectory(prefix="nas-latency-", ignore_cleanup_errors=True) as folder:
         path = Path(folder) / "candidate.onnx"
         t = time.perf_counter()
-        m, x = deployable(model), torch.zeros(1, 3, imgsz, imgsz)
+        m, x = deployable(model).cpu(), torch.zeros(1, 3, imgsz, imgsz)  # exported on the CPU wherever it runs
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about constant shapes: the shape is static on purpose
             torch.onnx.export(

@@ -3,7 +3,8 @@
 A host-wide lock file in the cache folder (``$NAS_CACHE_DIR/locks``): a measurement holds it exclusively, a
 training holds it shared for the duration of each batch (``on_train_batch_start`` to ``on_train_batch_end``). So
 measurements of all workers of all studies are serialised, and trainings pause between two batches while one
-runs. A second file is a turnstile: Linux grants a new shared ``flock`` while an exclusive request waits, so
+runs (and so does a supernet trial's BatchNorm recalibration and every validation batch). A second file is a
+turnstile: Linux grants a new shared ``flock`` while an exclusive request waits, so
 trainers taking turns could keep a measurement waiting forever; a waiting measurement holds the turnstile, and a
 batch passes it before it starts. Locks die with their process: a killed worker never blocks the host.
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from ..data.synthetic import default_cache_dir
 from ..errors import UserError
 
+T = TypeVar("T")
 LOCK_NAME = "latency.lock"
 TURNSTILE_NAME = "latency.turnstile"
 
@@ -102,14 +104,29 @@ class BatchLock:
 
 
 @contextlib.contextmanager
-def pausing_for_measurements(trainer: Any) -> Iterator[BatchLock]:
-    """Make ``trainer`` (an Ultralytics trainer) hold the latency lock shared during each batch for the block, and
-    release it however the block ends; yield the lock."""
+def pausing_for_measurements(owner: Any) -> Iterator[BatchLock]:
+    """Make ``owner`` (an Ultralytics trainer or ``YOLO`` model: anything with ``add_callback``) hold the latency
+    lock shared during each training and validation batch for the block, and release it however the block ends;
+    yield the lock."""
     lock = BatchLock()
-    trainer.add_callback("on_train_batch_start", lock.acquire)
-    trainer.add_callback("on_train_batch_end", lock.release)
+    for phase in ("train", "val"):
+        owner.add_callback(f"on_{phase}_batch_start", lock.acquire)
+        owner.add_callback(f"on_{phase}_batch_end", lock.release)
     try:
         yield lock
+    finally:
+        lock.close()
+
+
+def paused_batches(batches: Iterable[T]) -> Iterator[T]:
+    """Yield ``batches``, each while holding the latency lock shared: the work the caller does with a batch (until
+    it asks for the next one) never runs beside a latency measurement."""
+    lock = BatchLock()
+    try:
+        for batch in batches:
+            lock.acquire()
+            yield batch
+            lock.release()
     finally:
         lock.close()
 

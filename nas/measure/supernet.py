@@ -46,6 +46,7 @@ from ..errors import UserError
 from ..space import Architecture, Choice, SearchSpace
 from ..space.space import takes_kernel
 from .cost import build_model
+from .latency_lock import paused_batches, pausing_for_measurements
 from .proxy import ProxyResult, remove_run, train_proxy
 from .threads import training_threads
 from .warm_start import made_once
@@ -345,7 +346,8 @@ def supernet_proxy(
         candidate = build_model(arch.model_dict(cfg.dataset.nc))
         inherited = inherit(candidate, _state(supernet), path_of(cfg.space, arch))
         t_bn = time.perf_counter()
-        recalibrate_bn(candidate, calibration_images(cfg.dataset.data_yaml(), cfg.schedule["imgsz"]))
+        images = calibration_images(cfg.dataset.data_yaml(), cfg.schedule["imgsz"])
+        recalibrate_bn(candidate, paused_batches(images))  # never beside another worker's latency measurement
         phases = {"inherit_s": t_bn - t, "bn_recal_s": time.perf_counter() - t_bn, "inherited_tensors": inherited}
         run_dir.mkdir(parents=True, exist_ok=True)
         weights = run_dir / "inherited.pt"
@@ -362,8 +364,9 @@ def fine_tune_schedule(schedule: dict) -> dict:
     """Return the schedule a candidate fine-tunes its inherited weights with: the preset's, without warm-up.
 
     Ultralytics' warm-up lasts at least 100 iterations (more than a light epoch) and starts the biases at
-    ``warmup_bias_lr`` 0.1, thirty times the light learning rate: measured on the light fidelity set, one such
-    epoch took the inherited weights from mAP50-95 0.07-0.3 down to 0.00-0.08.
+    ``warmup_bias_lr`` 0.1, a schedule meant for random weights. Measured on the light fidelity set, one fine-tune
+    epoch at light's learning rate lowered the inherited mAP50-95 with or without the warm-up (benchmarks/README.md,
+    proxy_fidelity): light does not fine-tune.
     """
     return {**schedule, "warmup_epochs": 0.0}
 
@@ -378,18 +381,19 @@ def _validate(weights: Path, cfg: StudyConfig, run_dir: Path, device: str) -> Pr
             model = YOLO(str(weights))
             # Ultralytics' select_device sets its own thread count just before the validation starts
             model.add_callback("on_val_start", lambda _: torch.set_num_threads(threads))
-            metrics = model.val(
-                data=str(cfg.dataset.data_yaml()),
-                imgsz=cfg.schedule["imgsz"],
-                batch=cfg.schedule["batch"],
-                device=device,
-                workers=0,
-                plots=False,
-                verbose=False,
-                project=str(run_dir.resolve()),
-                name="val",
-                exist_ok=True,
-            )
+            with pausing_for_measurements(model):
+                metrics = model.val(
+                    data=str(cfg.dataset.data_yaml()),
+                    imgsz=cfg.schedule["imgsz"],
+                    batch=cfg.schedule["batch"],
+                    device=device,
+                    workers=0,
+                    plots=False,
+                    verbose=False,
+                    project=str(run_dir.resolve()),
+                    name="val",
+                    exist_ok=True,
+                )
     finally:
         LOGGER.setLevel(level)
     map50_95, map50 = float(metrics.box.map), float(metrics.box.map50)

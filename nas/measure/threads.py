@@ -10,7 +10,9 @@ file it holds an exclusive lock on while it trains) and takes
 threads, at least one. The foreign load is sampled from ``/proc/stat`` over a fraction of a second (Linux; elsewhere
 only the registry counts). The count is decided once, when a training starts, and kept to its end: a result is
 bitwise reproducible for a given seed and thread count (gradients summed by two threads differ from one thread's
-in the last bits), and the count is recorded with the result. ``NAS_TRAIN_THREADS`` pins it.
+in the last bits), and the count is recorded with the result. ``NAS_TRAIN_THREADS`` pins it (for runs that must
+reproduce bit for bit on any load). The cost of deciding once: a training that started alone keeps every core
+when a second one starts later (which then takes one thread) until it ends.
 """
 
 from __future__ import annotations
@@ -128,9 +130,12 @@ def training_threads(device: str) -> Iterator[int]:
         return
     folder = registry()
     folder.mkdir(parents=True, exist_ok=True)
-    entry = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
-    with open(entry, "w") as held:
+    name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    pending, entry = folder / f"{name}.pending", folder / f"{name}.lock"
+    with open(pending, "w") as held:
+        # locked before it is visible as *.lock: another process clearing dead entries must never see it unlocked
         fcntl.flock(held, fcntl.LOCK_EX)
+        pending.rename(entry)
         try:
             threads = pinned_threads()
             if threads is None:

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 
 from ..config import StudyConfig
 from ..measure import Evaluation, Runtime, device_name
+from ..measure.backends import choose_backend
 from ..space import Architecture
 
 
@@ -82,9 +84,16 @@ def file_digest(path: Path) -> str:
 
 
 def runtime_record(cfg: StudyConfig, device: str, weights: Path | None) -> dict[str, Any]:
-    """Return what of the run joins the study fingerprint: device name, initial weights' digest, init."""
+    """Return what of the run joins the study fingerprint: device name, the latency backend it resolves to (so a
+    study never mixes TensorRT with PyTorch milliseconds), initial weights' digest, init.
+
+    Raises:
+        UserError: the preset's latency backend is not installed or cannot run on ``device`` (said before any
+            one-off training).
+    """
     return {
         "device": device_name(device),
+        "latency_backend": choose_backend(cfg.latency.backend, torch.device(device)),
         "weights": file_digest(weights) if weights else None,
         "init": cfg.init,
         "warm_epochs": cfg.warm_epochs,

@@ -31,15 +31,20 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
 
 
-def _held_exclusively_elsewhere(name: str) -> bool:
-    """Return True when someone else holds lock file ``name`` so that a shared lock cannot be had at once."""
+def _blocked(name: str, mode: int) -> bool:
+    """Return True when lock file ``name`` cannot be had at once in ``mode`` (someone else holds it)."""
     with open(lock_folder() / name, "a+b") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(f, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
         fcntl.flock(f, fcntl.LOCK_UN)
         return False
+
+
+def _held_exclusively_elsewhere(name: str) -> bool:
+    """Return True when someone else holds lock file ``name`` so that a shared lock cannot be had at once."""
+    return _blocked(name, fcntl.LOCK_SH)
 
 
 def _wait_until(condition: Any, timeout: float = 10.0) -> None:
@@ -105,13 +110,7 @@ def test_measurements_of_two_processes_never_overlap_and_wait_for_a_batch_of_a_t
 
 def _measurement_blocked() -> bool:
     """Return True when a measurement could not take the lock now (a batch holds it shared)."""
-    with open(lock_path(), "a+b") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+    return _blocked(lock_path().name, fcntl.LOCK_EX)
 
 
 def test_each_batch_of_a_calibration_holds_the_lock_while_it_is_worked_on() -> None:

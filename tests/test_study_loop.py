@@ -420,6 +420,44 @@ def test_only_an_earlier_running_trial_with_the_same_key_is_a_twin(
     assert clock.sleeps == []
 
 
+def test_an_earlier_trial_that_has_not_recorded_its_key_yet_is_waited_for(
+    tmp_path: Path, journal: Storage, fake: FakeEvaluate, clock: FakeClock
+) -> None:
+    """Two workers asked at the same moment: the earlier trial records its key only after the later one looked
+    (the race that trained one architecture twice on PostgreSQL); the later trial still reuses its result."""
+    cfg = write_preset(tmp_path)
+    study = new_study(cfg, storage := journal)
+    other = other_worker(storage)
+    key = cfg.space.architecture({"down_p2": "GhostV2"}).key
+    twin = other.ask()  # asked, key not recorded yet
+    study.enqueue_trial({"down_p2": "GhostV2"})
+
+    def other_worker_goes_on(n: int) -> None:
+        if n == 2:
+            twin.suggest_categorical("down_p2", ["Conv", "GhostV2"])
+            twin.set_user_attr("key", key)
+        if n == 5:
+            finish_twin(other, twin, key)
+
+    clock.on_sleep.append(other_worker_goes_on)
+    report = runner(study, cfg, storage, 5, tmp_path).run_one()
+    assert report is not None and report.status == "dedup" and fake.calls == []
+    assert clock.sleeps == [0.2, 0.2, 2.0, 2.0, 2.0]  # short polls until the key shows, then the twin's pace
+
+
+def test_an_earlier_trial_that_never_records_a_key_is_given_up(
+    tmp_path: Path, journal: Storage, fake: FakeEvaluate, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "KEYLESS_MAX_WAIT_S", 1.0)
+    cfg = write_preset(tmp_path)
+    study = new_study(cfg, journal)
+    other_worker(journal).ask()  # its worker died before sampling
+    study.enqueue_trial({"down_p2": "GhostV2"})
+    report = runner(study, cfg, journal, 5, tmp_path).run_one()
+    assert report is not None and report.status == "ok" and len(fake.calls) == 1
+    assert clock.sleeps == [0.2] * 5
+
+
 def test_a_completed_twin_is_reused_without_waiting(
     tmp_path: Path, journal: Storage, fake: FakeEvaluate, clock: FakeClock
 ) -> None:

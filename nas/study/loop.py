@@ -28,7 +28,9 @@ from .storage import Heartbeat, Storage, expected_optuna_warnings, recover_dead_
 
 MAX_CONSECUTIVE_FAILURES = 20
 TWIN_POLL_S = 2.0
+KEYLESS_POLL_S = 0.2
 TWIN_MAX_WAIT_S = 3600.0
+KEYLESS_MAX_WAIT_S = 60.0  # a trial sets its key right after it is asked; longer means its worker died there
 TAIL_POLL_S = 5.0
 
 
@@ -94,15 +96,20 @@ class TrialRunner:
         """Wait while another worker's earlier RUNNING trial has architecture ``key``; return it if it completed.
 
         Workers sharing a study draw the same architecture now and then; the later trial reuses the earlier one's
-        result instead of training it twice. Dead workers' trials are failed meanwhile (RDB heartbeats); a twin
-        that never finishes (a dead journal worker) is given up after TWIN_MAX_WAIT_S and the trial trains itself.
+        result instead of training it twice. An earlier running trial that has not recorded its key yet (asked at
+        the same moment) is waited for too, up to KEYLESS_MAX_WAIT_S. Dead workers' trials are failed meanwhile
+        (RDB heartbeats); a twin that never finishes (a dead journal worker) is given up after TWIN_MAX_WAIT_S and
+        the trial trains itself.
         """
-        deadline = time.monotonic() + TWIN_MAX_WAIT_S
-        while time.monotonic() < deadline:
-            twins = [t for t in running(self.study) if t.number < number and t.user_attrs.get("key") == key]
-            if not twins:
+        start = time.monotonic()
+        while (waited := time.monotonic() - start) < TWIN_MAX_WAIT_S:
+            earlier = [t for t in running(self.study) if t.number < number]
+            twins = [t for t in earlier if t.user_attrs.get("key") == key]
+            # an earlier trial asked at the same moment may not have recorded its key yet: it could be our twin
+            unknown = [t for t in earlier if "key" not in t.user_attrs and waited < KEYLESS_MAX_WAIT_S]
+            if not twins and not unknown:
                 break
-            time.sleep(TWIN_POLL_S)
+            time.sleep(TWIN_POLL_S if twins else KEYLESS_POLL_S)
             recover_dead_trials(self.study, self.storage)
         return find_duplicate(self.study, key)
 

@@ -29,6 +29,7 @@ from benchmarks.common import parser, run_fresh_study, say, write_result
 from nas.config import load_preset
 from nas.measure import warm_base_path
 from nas.study import StudyRun, TrialReport, completed, load_study
+from nas.study.records import record
 
 PHASES = (
     "build_s",
@@ -91,7 +92,7 @@ def main() -> None:
         ap.error("the study has no complete trial to time")
     rows = []
     for t in trials:
-        phases = {k: round(t.user_attrs["phases"].get(k, 0.0), 3) for k in PHASES}
+        phases = {k: round(record(t, "phases", {}).get(k, 0.0), 3) for k in PHASES}
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
         core = sum(phases[p] for p in PROXY)
         rows.append({"trial": t.number, "summary": t.user_attrs.get("summary"), "wall_s": round(wall, 2),

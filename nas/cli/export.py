@@ -26,6 +26,7 @@ from ..objectives import (
     within,
 )
 from ..study import DEFAULT_STORAGE, completed, load_study
+from ..study.records import record
 from ..study.verify import covering, results, verified
 from . import ArgumentParser, cli, format_change, log
 
@@ -101,10 +102,10 @@ def header(study: optuna.Study, trial: optuna.trial.FrozenTrial, out: Path, rank
     """Return the comment block that starts an exported YAML; ``ranked_by``: the verification whose values the
     pick ranked mAP50-95 by (None: the proxy's)."""
     a, v, reference = trial.user_attrs, values_of(trial), reference_trial(study)
-    lat_info = a.get("latency", {})
+    lat_info = record(trial, "latency", {})
     where = f"{lat_info.get('device_name', a.get('device'))} ({lat_info.get('dtype', '')})"
-    record = verified(study, trial.number, ranked_by)
-    checked = f" | verified {MAP} {record[MAP]:.4f} (from scratch, {record['epochs']} epochs)" if record else ""
+    check = verified(study, trial.number, ranked_by)
+    checked = f" | verified {MAP} {check[MAP]:.4f} (from scratch, {check['epochs']} epochs)" if check else ""
     rule = [f"# picked with {MAP} ranked by the verified values (verification {ranked_by})"] if ranked_by else []
     return "\n".join(
         [
@@ -153,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = pick(with_verified_map(study, candidates, ranked_by) if ranked_by else candidates, args.pick)
         trial = next(t for t in candidates if t.number == chosen.number)
     out = Path(args.out)
-    text = header(study, trial, out, ranked_by) + trial.user_attrs["model_yaml"]
+    text = header(study, trial, out, ranked_by) + record(trial, "model_yaml")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)

@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.trial import FrozenTrial
 
 from ..config import StudyConfig
 from ..measure import Evaluation, Runtime, device_name
@@ -66,6 +67,12 @@ def trial_attrs(arch: Architecture, cfg: StudyConfig, runtime: Runtime, ev: Eval
     if ev.error:
         attrs["fail_reason"] = ev.error
     return attrs
+
+
+def record(trial: FrozenTrial, name: str, default: Any = None) -> Any:
+    """Return one of a trial's stored records by name (``model_yaml``, ``latency``, ``phases``, ``versions``, ...),
+    wherever this version stores it; ``default`` when the trial has none."""
+    return trial.user_attrs.get(name, default)
 
 
 def set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:

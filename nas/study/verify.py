@@ -43,6 +43,7 @@ from ..errors import UserError
 from ..measure import device_name, remove_run, train_proxy
 from ..objectives import MAP, pareto_front, reference_trial, value
 from ..ranking import kendall, spearman
+from .records import record
 
 VERIFICATIONS_ATTR = "verification"
 TRIAL_ATTR_PREFIX = "verified:"
@@ -257,7 +258,7 @@ def verify_trial(trial: FrozenTrial, plan: Plan, run_root: Path) -> dict[str, An
         UserError: the dataset cannot be prepared.
         ValueError: the trial stores no model YAML; whatever the training raises (shape error, NaN loss, ...).
     """
-    text = trial.user_attrs.get("model_yaml")
+    text = record(trial, "model_yaml")
     if not text:
         raise ValueError(f"trial {trial.number} stores no model_yaml")
     name = f"verify_{plan.id}_trial_{trial.number}"

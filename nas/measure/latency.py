@@ -49,11 +49,6 @@ class Latency:
     noisy: bool = False  # IQR / median stayed above the preset's max_spread after every repeat
     wait_s: float = 0.0  # seconds waited for the host's latency lock (other measurements, running batches)
 
-    @property
-    def spread(self) -> float:
-        """Return IQR / median (0.0 for a zero median)."""
-        return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
-
     def as_dict(self) -> dict:
         """Return the measurement as a JSON-ready dict."""
         return asdict(self)

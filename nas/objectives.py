@@ -179,15 +179,55 @@ def hypervolume(points: Iterable[Values], lo: Values, hi: Values, ref: float = 1
 
 def hypervolume_history(points: Sequence[Values], lo: Values, hi: Values, ref: float = 1.1) -> list[float]:
     """Return the hypervolume of ``points[: i + 1]`` for every i (see ``hypervolume``), keeping the front as it goes."""
+    return _history(_losses(points, lo, hi), [ref] * len(OBJECTIVES))
+
+
+def _history(losses: Iterable[tuple[float, ...]], ref: Sequence[float]) -> list[float]:
+    """Return the hypervolume (up to ``ref``) of the first i + 1 ``losses`` for every i, keeping the front."""
     front: list[tuple[float, ...]] = []
     history: list[float] = []
-    for loss in _losses(points, lo, hi):
+    for loss in losses:
         if not any(all(q <= x for q, x in zip(f, loss, strict=True)) for f in front):
             front = [f for f in front if not all(x <= q for x, q in zip(loss, f, strict=True))] + [loss]
-            history.append(_volume(front, [ref] * len(OBJECTIVES)))
+            history.append(_volume(front, ref))
         else:
             history.append(history[-1])
     return history
+
+
+# The one normalisation that makes hypervolumes comparable across runs and studies (the report's history uses it):
+# losses (1 - mAP50-95, GFLOPs / stock GFLOPs, latency / stock latency), every one minimised, up to this reference
+# point: mAP50-95 0, twice the stock model's GFLOPs, twice its latency.
+HV_REFERENCE = {MAP: 1.0, GFLOPS: 2.0, LATENCY: 2.0}
+
+
+def normalised_losses(values: Values, scale: Values) -> tuple[float, ...]:
+    """Return ``values`` as normalised losses in ``NAMES`` order: ``1 - mAP50-95`` and GFLOPs and latency divided
+    by ``scale``'s (the stock model's), each clipped to [0, ``HV_REFERENCE``] so a point beyond the reference point
+    lies on it (and adds nothing).
+
+    Raises:
+        ValueError: ``scale``'s GFLOPs or latency is not positive.
+    """
+    for name in (GFLOPS, LATENCY):
+        if not scale[name] > 0:
+            raise ValueError(f"cannot normalise by a {name} of {scale[name]} (it must be positive)")
+    raw = {MAP: 1.0 - values[MAP], GFLOPS: values[GFLOPS] / scale[GFLOPS], LATENCY: values[LATENCY] / scale[LATENCY]}
+    return tuple(min(max(raw[n], 0.0), HV_REFERENCE[n]) for n in NAMES)
+
+
+def normalised_hypervolume_history(points: Sequence[Values], scale: Values) -> list[float]:
+    """Return the normalised hypervolume of ``points[: i + 1]`` for every i.
+
+    Normalisation (``normalised_losses``): mAP50-95 as is, GFLOPs and latency divided by ``scale``'s (the stock
+    model's), reference point (mAP50-95 0, 2x GFLOPs, 2x latency). The largest possible value is 4 (mAP50-95 1 at
+    no cost); the stock model alone scores its own mAP50-95 (its volume is ``mAP x 1 x 1``), so a history is
+    readable against it and comparable across studies of any base model.
+
+    Raises:
+        ValueError: ``scale``'s GFLOPs or latency is not positive.
+    """
+    return _history((normalised_losses(p, scale) for p in points), [HV_REFERENCE[n] for n in NAMES])
 
 
 def bounds(points: Iterable[Values]) -> tuple[dict[str, float], dict[str, float]]:

@@ -18,6 +18,7 @@ import pytest
 from nas.cli import export, report, search
 from nas.objectives import GFLOPS, MAP, NAMES, pareto_front, pick, values_of
 from nas.study import load_study, open_storage
+from nas.study.records import record, records
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_STUDY = ROOT / "tests" / "data" / "main_smoke_study.db"  # written by the code before the reorganisation
@@ -31,7 +32,7 @@ def test_study_has_three_complete_trials_with_named_objectives(smoke_study: tupl
     assert study.metric_names == list(NAMES)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
     for t in trials:
-        a = t.user_attrs
+        a = records(t)
         for key in (
             "key",
             "model_yaml",
@@ -93,7 +94,7 @@ def test_list_export_and_fresh_process_rebuild(smoke_study: tuple[str, Path], ca
     assert text.startswith("# exported by nas.export from study 'smoke', trial ")
     number = int(text.split("trial ", 1)[1].split()[0])
     trial = optuna.load_study(study_name="smoke", storage=storage).trials[number]
-    assert trial.user_attrs["model_yaml"] in text
+    assert record(trial, "model_yaml") in text
     script = (
         "import json, modules, nas\n"
         "from ultralytics import YOLO\n"
@@ -119,7 +120,7 @@ def test_each_pick_exports_the_trial_its_rule_chooses(smoke_study: tuple[str, Pa
     chosen = pick(pareto_front(study), rule)
     text = out.read_text()
     assert text.startswith(f"# exported by nas.export from study 'smoke', trial {chosen.number}\n")
-    assert text.endswith(chosen.user_attrs["model_yaml"])
+    assert text.endswith(record(chosen, "model_yaml"))
     assert f"{values_of(chosen)[GFLOPS]:.4f} GFLOPs" in text
     assert "# this is the stock model (trial 0" in text or "# vs the stock model (trial 0): mAP" in text
 

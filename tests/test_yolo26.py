@@ -28,6 +28,7 @@ from nas.measure.cost import build_model
 from nas.space import Choice, load_space
 from nas.space.base_models import MODELS_DIR
 from nas.space.space import takes_kernel
+from nas.study.records import record
 from tests.yolo_yaml import train_one_epoch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -164,7 +165,7 @@ def test_smoke_study_over_yolo26_records_its_space(yolo26_study: tuple[str, Path
     assert yaml.safe_load(attrs["preset"])["space"] == "yolo26_backbone"
     assert trials[0].user_attrs["reference"] and trials[0].user_attrs["summary"] == "stock"
     for t in trials:
-        model = yaml.safe_load(t.user_attrs["model_yaml"])
+        model = yaml.safe_load(record(t, "model_yaml"))
         assert model["end2end"] is True and model["reg_max"] == 1
 
 
@@ -217,7 +218,7 @@ def test_an_export_trains_one_epoch_and_reloads_in_a_fresh_process(
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert got["diff"] < 1e-4
     assert got["reg_max"] == 1 and got["one2one"]
-    stored = yaml.safe_load(candidate.user_attrs["model_yaml"])
+    stored = yaml.safe_load(record(candidate, "model_yaml"))
     used = {row[2] for row in stored["backbone"] + stored["head"] if row[2] in OPERATORS}
     assert used, "the exported candidate uses no operator"
     assert {OPERATORS[op].cls.__name__ for op in used} <= set(got["types"])

@@ -1,4 +1,6 @@
-"""``python -m nas.report``: a self-contained HTML report of a study, and the same figures for optuna-dashboard."""
+"""``python -m nas.report``: a self-contained HTML report of a study, and the same figures for optuna-dashboard; the
+report itself is stored as the study's artifact ``report.html`` in the storage's artifact folder
+(``nas.study.artifacts``), which the dashboard offers when started with ``--artifact-dir``."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..report import figures, save_to_dashboard, trained, write_html
-from ..study import DEFAULT_STORAGE, load_study
+from ..study import DEFAULT_STORAGE, load_study, open_storage
+from ..study.artifacts import artifact_dir, open_store, upload_report
 from . import ArgumentParser, cli, log
 
 
@@ -31,5 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_to_dashboard(study, figs)
     except Exception as e:  # the HTML is written; a storage that refuses the figures must not look like a crash
         raise UserError(f"wrote {path}, but could not save the figures into the study: {e}") from e
+    store = open_store(args.storage)
+    if store is not None:
+        try:
+            upload_report(store, study, open_storage(args.storage, worker=False).backend, path.read_text())
+        except OSError as e:
+            raise UserError(f"wrote {path}, but could not store it as the study's artifact: {e}") from e
     log(f"wrote {path}; figures saved to the study for optuna-dashboard")
+    if store is not None:
+        folder = artifact_dir(args.storage)
+        log(f"artifacts (report, model YAMLs) in {folder}: optuna-dashboard {args.storage} --artifact-dir {folder}")
     return 0

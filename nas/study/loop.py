@@ -3,17 +3,20 @@
 Constraints from the preset go through ``trial.set_constraint``; a candidate that violates one is recorded with
 its cost and latency, mAP50-95 0.0 and ``trained = False``, and is never trained. Several workers may share one
 study (see ``storage``): the trial total counts their running trials, and an architecture another worker is
-training is waited for and reused (``dedup_of``) instead of trained twice.
+training is waited for and reused (``dedup_of``) instead of trained twice. Each trial's model YAML is also stored as
+its Optuna artifact (``artifacts``) for optuna-dashboard; failing to write that copy never fails the trial.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
@@ -22,8 +25,9 @@ from ..errors import UserError
 from ..measure import Runtime, evaluate
 from ..objectives import GFLOPS, LATENCY, MAP, change, pareto_front, reference_trial, to_list, values_of
 from ..space import Architecture
+from .artifacts import open_store, upload_model_yaml
 from .queries import completed, find_duplicate, running
-from .records import set_attrs, trial_attrs
+from .records import record, records, set_attrs, trial_attrs
 from .storage import Heartbeat, Storage, expected_optuna_warnings, recover_dead_trials
 
 MAX_CONSECUTIVE_FAILURES = 20
@@ -59,6 +63,10 @@ class TrialRunner:
     storage: Storage
     seed: int
     total: int
+    _store: FileSystemArtifactStore | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._store = open_store(self.storage.url)
 
     def run_one(self) -> TrialReport | None:
         """Ask for one trial, evaluate (or reuse) its architecture, tell the result; return its report.
@@ -124,11 +132,14 @@ class TrialRunner:
         seed, name = self.seed + trial.number, f"trial_{trial.number}"
         ev = evaluate(arch, self.cfg, self.runtime, seed, name, train_infeasible=is_reference)
         t_store = time.perf_counter()
+        trial_id = self.storage.trial_id(self.study, trial.number)
         attrs = trial_attrs(arch, self.cfg, self.runtime, ev)
-        set_attrs(trial, attrs)
+        set_attrs(trial, self.storage.backend, trial_id, attrs)
+        self._upload_yaml(trial, attrs["model_yaml"])
         for name, violation in ev.violations.items():
             trial.set_constraint(name, violation)
-        trial.set_user_attr("phases", {**attrs["phases"], "storage_s": round(time.perf_counter() - t_store, 4)})
+        phases = {**attrs["phases"], "storage_s": round(time.perf_counter() - t_store, 4)}
+        set_attrs(trial, self.storage.backend, trial_id, {"phases": phases})
         values: dict[str, float] | None = None
         if ev.error:
             status = f"failed: {ev.error}"
@@ -155,10 +166,11 @@ class TrialRunner:
 
     def _reuse(self, trial: optuna.Trial, arch: Architecture, duplicate: FrozenTrial, t0: float) -> TrialReport:
         """Tell ``trial`` the values, records and constraints of ``duplicate`` (same architecture, same study)."""
-        copied = {k: v for k, v in duplicate.user_attrs.items() if k not in ("phases", "dedup_of", "reference")}
-        set_attrs(trial, copied)
-        trial.set_user_attr("dedup_of", duplicate.number)
-        trial.set_user_attr("phases", {})
+        copied = {k: v for k, v in records(duplicate).items() if k not in ("phases", "dedup_of", "reference")}
+        trial_id = self.storage.trial_id(self.study, trial.number)
+        set_attrs(trial, self.storage.backend, trial_id, {**copied, "dedup_of": duplicate.number, "phases": {}})
+        if record(duplicate, "model_yaml"):
+            self._upload_yaml(trial, record(duplicate, "model_yaml"))
         for name, violation in duplicate.constraints.items():
             trial.set_constraint(name, violation)
         values = values_of(duplicate)
@@ -168,6 +180,15 @@ class TrialRunner:
         noisy = bool(duplicate.user_attrs.get("latency_noisy"))
         return TrialReport(trial.number, summary, values, time.perf_counter() - t0, self._front(), "dedup", vs_stock,
                            noisy)  # fmt: skip
+
+    def _upload_yaml(self, trial: optuna.Trial, text: str) -> None:
+        """Store the model YAML as the trial's artifact, warning (not failing the trial) if the store refuses it."""
+        if self._store is None:
+            return
+        try:
+            upload_model_yaml(self._store, trial, text)
+        except OSError as e:  # the database holds the YAML; the artifact is only the dashboard's copy
+            warnings.warn(f"trial {trial.number}: model YAML not stored as an artifact: {e}", stacklevel=2)
 
     def run(self, on_trial: Callable[[TrialReport, int, int], None] | None = None) -> int:
         """Run trials until the study has ``total`` COMPLETE ones (counting other workers' running ones); return

@@ -1,5 +1,11 @@
 """What a trial and a run record beside the objective values: the architecture, its model YAML, conditions,
-versions, phases; and what of the run joins the study's fingerprint."""
+versions, phases; and what of the run joins the study's fingerprint.
+
+Short records are the trial's user attributes (what optuna-dashboard shows and filters by). The long ones
+(``LONG_RECORDS``: the model YAML, the latency conditions, phases, versions) are system attributes named
+``nas:<name>``, which the dashboard does not lay out on the trial page; ``record`` reads either, and the user
+attributes of trials stored by earlier versions, which kept everything there.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,16 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
 from ..config import StudyConfig
 from ..measure import Evaluation, Runtime, device_name
 from ..measure.backends import choose_backend
 from ..space import Architecture
+
+SYSTEM_PREFIX = "nas:"
+LONG_RECORDS = frozenset({"model_yaml", "latency", "phases", "versions"})
 
 
 def versions() -> dict[str, str | None]:
@@ -71,14 +81,31 @@ def trial_attrs(arch: Architecture, cfg: StudyConfig, runtime: Runtime, ev: Eval
 
 def record(trial: FrozenTrial, name: str, default: Any = None) -> Any:
     """Return one of a trial's stored records by name (``model_yaml``, ``latency``, ``phases``, ``versions``, ...),
-    wherever this version stores it; ``default`` when the trial has none."""
+    wherever this or an earlier version stored it; ``default`` when the trial has none."""
+    key = SYSTEM_PREFIX + name
+    if key in trial.system_attrs:
+        return trial.system_attrs[key]
     return trial.user_attrs.get(name, default)
 
 
-def set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-    """Store ``attrs`` as the trial's user attributes."""
+def records(trial: FrozenTrial) -> dict[str, Any]:
+    """Return all of a trial's records by name (its user attributes and its ``nas:`` system attributes)."""
+    long = {k.removeprefix(SYSTEM_PREFIX): v for k, v in trial.system_attrs.items() if k.startswith(SYSTEM_PREFIX)}
+    return {**trial.user_attrs, **long}
+
+
+def set_attrs(trial: optuna.Trial, storage: BaseStorage, trial_id: int, attrs: dict[str, Any]) -> None:
+    """Store ``attrs`` on the running ``trial`` (``trial_id`` in ``storage``): the ``LONG_RECORDS`` as system
+    attributes, the rest as user attributes.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial is finished.
+    """
     for k, v in attrs.items():
-        trial.set_user_attr(k, v)
+        if k in LONG_RECORDS:
+            storage.set_trial_system_attr(trial_id, SYSTEM_PREFIX + k, v)
+        else:
+            trial.set_user_attr(k, v)
 
 
 def file_digest(path: Path) -> str:

@@ -2,7 +2,11 @@
 
 - ``sqlite:///FILE`` (the default): one worker at a time. The worker holds an exclusive lock on ``FILE.lock``
   (released by the kernel however the process dies), so a second worker is refused instead of racing on the
-  file, and any trial left RUNNING is known to be a dead worker's: it is failed and retried at once.
+  file, and any trial left RUNNING is known to be a dead worker's: it is failed and retried at once. The worker
+  puts the file in WAL journal mode (kept by the file), so readers such as optuna-dashboard never block its
+  writes, and every connection waits up to SQLITE_BUSY_TIMEOUT_S for a lock instead of failing with "database is
+  locked". WAL keeps recent writes in ``FILE-wal`` until a checkpoint: copy a study's file with its ``-wal`` and
+  ``-shm`` files, or when no process has it open; WAL needs a local file system (not NFS).
 - ``postgresql://...``, ``mysql://...`` (any SQLAlchemy URL but SQLite): many workers on many hosts. Trials
   send heartbeats; a trial whose heartbeat is older than the grace period is failed and retried
   (``RetryHeartbeatStaleTrialCallback``) by the next worker that asks for a trial.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import sqlite3
 import threading
 import warnings
 from collections.abc import Iterator
@@ -35,6 +40,10 @@ GRACE_PERIOD_S = 120
 MAX_RETRIES = 2  # a trial that kills its worker three times is left failed
 JOURNAL_PREFIX = "journal:///"
 SQLITE_PREFIX = "sqlite:///"
+SQLITE_BUSY_TIMEOUT_S = 120.0
+# pysqlite's ``timeout`` is SQLite's busy timeout: how long a connection waits for another's lock
+SQLITE_ENGINE = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+OWN_SYSTEM_ATTRS = ("constraints:", "nas:", "artifacts:")  # what a retry of a dead attempt must not inherit
 
 
 @contextlib.contextmanager
@@ -51,13 +60,13 @@ def expected_optuna_warnings() -> Iterator[None]:
 class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
     """Optuna's retry of a dead worker's trial (same architecture, queued as WAITING, at most ``max_retry`` times),
     without what belonged to the dead attempt: its constraint values (Optuna would refuse the retry's own, keeping
-    a stale verdict on feasibility) and its records (the retry writes its own)."""
+    a stale verdict on feasibility), its records and its artifacts (the retry writes its own)."""
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Queue ``trial``'s parameters again unless it was retried ``max_retry`` times."""
         attempt = copy.deepcopy(trial)
         attempt.system_attrs = {
-            k: v for k, v in trial.system_attrs.items() if k != "constraints" and not k.startswith("constraints:")
+            k: v for k, v in trial.system_attrs.items() if k != "constraints" and not k.startswith(OWN_SYSTEM_ATTRS)
         }
         attempt.user_attrs = {}
         super().__call__(study, attempt)
@@ -83,7 +92,12 @@ class Storage:
         return isinstance(self.backend, RDBStorage) and self.backend.get_heartbeat_interval() is not None
 
     def close(self) -> None:
-        """Release the SQLite worker lock, if held."""
+        """Close the database connections and release the SQLite worker lock, if held.
+
+        Closing the last connection to a SQLite file checkpoints its WAL: the file alone then holds every result.
+        """
+        if isinstance(self.backend, RDBStorage):
+            self.backend.engine.dispose()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -119,13 +133,16 @@ def open_storage(url: str, worker: bool) -> Storage:
                 raise UserError(f"no database at {url}")  # opening it would create an empty one
             lock = _lock_sqlite(db) if worker else None
             try:
-                return Storage(url, RDBStorage(url), exclusive=lock is not None, _lock=lock)
+                if worker:
+                    _use_wal(db)
+                backend = RDBStorage(url, engine_kwargs=SQLITE_ENGINE)
+                return Storage(url, backend, exclusive=lock is not None, _lock=lock)
             except BaseException:
                 if lock is not None:
                     lock.close()
                 raise
         if url.startswith("sqlite:"):
-            return Storage(url, RDBStorage(url))
+            return Storage(url, RDBStorage(url, engine_kwargs=SQLITE_ENGINE))
         if worker:
             with expected_optuna_warnings():
                 backend = RDBStorage(
@@ -161,6 +178,17 @@ def _lock_sqlite(db: Path) -> IO[bytes]:
             "a PostgreSQL URL or journal:///FILE (README, 'Many workers')"
         ) from None
     return lock
+
+
+def _use_wal(db: Path) -> None:
+    """Put the SQLite file ``db`` (created if missing) in WAL journal mode, which the file keeps for every later
+    connection: readers then never block the writer, nor the writer them.
+
+    Raises:
+        sqlite3.Error: the file is not a database, or stays locked beyond the busy timeout.
+    """
+    with contextlib.closing(sqlite3.connect(db, timeout=SQLITE_BUSY_TIMEOUT_S)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def recover_dead_trials(study: optuna.Study, storage: Storage, all_running: bool = False) -> list[int]:

@@ -165,7 +165,8 @@ def test_hypervolume_without_a_stock_trial_says_what_it_divides_by() -> None:
 def test_dashboard_table_is_compact_and_lists_the_front(study: optuna.Study) -> None:
     fig = figures(study)["nas-pareto-table"]
     table = fig.data[0]
-    assert list(table.cells.values[0]) == ["#1", "#0 stock"]  # best mAP first, the stock row marked
+    assert list(table.cells.values[0]) == [1, 0]  # best mAP first
+    assert list(table.cells.values[-1]) == ["down_p2=GhostV2 c3k2_…", "stock model"]  # summary clipped, stock marked
     assert fig.layout.height <= CARD_HEIGHT
 
 

@@ -429,13 +429,13 @@ def pareto_table(
     shown = rows[:TABLE_ROWS]
     columns = ["trial", MAP, f"verified {MAP}", GFLOPS, "latency ms", "vs stock: mAP, GFLOPs, lat.", "summary"]
     cells = [
-        [f"#{t.number}" + (" stock" if t.user_attrs.get("reference") else "") for t in shown],
+        [t.number for t in shown],  # plain numbers: callers look trials up by them
         [f"{v:.4f}" for v in _axis(shown, MAP)],
         [_verified_cell(checked.get(t.number)) for t in shown],
         [f"{v:.2f}" for v in _axis(shown, GFLOPS)],
         [f"{v:.2f}" for v in _axis(shown, LATENCY)],
         [_compact_change(t, reference) for t in shown],
-        [_clip(t.user_attrs.get("summary", ""), 22) for t in shown],
+        ["stock model" if t.user_attrs.get("reference") else _clip(t.user_attrs.get("summary", ""), 22) for t in shown],
     ]
     font = {"size": 10}
     fig = go.Figure(

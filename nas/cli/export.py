@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 
+from ..caveats import study_caveats
 from ..errors import UserError
 from ..objectives import (
     GFLOPS,
@@ -117,11 +118,31 @@ def header(study: optuna.Study, trial: optuna.trial.FrozenTrial, out: Path, rank
             f"# params {a.get('params', 0):,} | architecture {a.get('key')}: {a.get('summary')}",
             f"# {versus_stock(trial, reference)}",
             f"# operators: {', '.join(a.get('operators', [])) or 'none (stock model)'}",
-            "# train it in full:",
-            f"#   python -c \"import modules; from ultralytics import YOLO; YOLO('{out.name}').train(data='data.yaml', "
-            'epochs=300)"',
+            *(f"# warning: {w}" for w in study_caveats(study)),
+            "# train it in full (nas-yolo is Ultralytics' yolo command with this project's operators registered):",
+            f"#   {train_command(out)}",
             "",
         ]
+    )
+
+
+def train_command(out: Path) -> str:
+    """Return the command that trains the exported YAML ``out`` in full on the user's data YAML."""
+    return f"nas-yolo train model={out.name} data=data.yaml epochs=300"
+
+
+def no_match(front: list[optuna.trial.FrozenTrial], max_gflops: float | None, max_latency_ms: float | None) -> str:
+    """Return why no Pareto trial is within the bounds: the bounds asked for and the range the front covers."""
+    asked = " and ".join(
+        f"{flag} {bound:g}"
+        for flag, bound in (("--max-gflops", max_gflops), ("--max-latency-ms", max_latency_ms))
+        if bound is not None
+    )
+    gflops = [value(t, GFLOPS) for t in front]
+    latency = [value(t, LATENCY) for t in front]
+    return (
+        f"no Pareto trial within {asked}: the front spans {min(gflops):.2f}–{max(gflops):.2f} GFLOPs and "
+        f"{min(latency):.1f}–{max(latency):.1f} ms"
     )
 
 
@@ -135,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not front:
             raise UserError(f"study {args.study!r} has no complete, trained trial yet")
         print(table(front, reference_trial(study)))
+        for warning in study_caveats(study):
+            log(f"warning: {warning}")
         return 0
     if not args.out:
         raise UserError("--out is required (or use --list)")
@@ -148,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not front:
             raise UserError(f"study {args.study!r} has no complete, trained trial yet")
         if not candidates:
-            raise UserError("no Pareto trial satisfies --max-gflops/--max-latency-ms")
+            raise UserError(no_match(front, args.max_gflops, args.max_latency_ms))
         # one verification on the study's dataset covers every candidate: its values rank mAP (README, nas.verify)
         ranked_by = covering(study, [t.number for t in candidates])
         chosen = pick(with_verified_map(study, candidates, ranked_by) if ranked_by else candidates, args.pick)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..caveats import study_caveats
 from ..config import SAMPLERS, StudyConfig, load_preset
 from ..errors import UserError
 from ..measure import resolve_device, validate_weights
@@ -14,7 +15,7 @@ from ..measure.space_cost import SpaceReport, report
 from ..space.space import takes_kernel
 from ..study import DEFAULT_STORAGE, StudyRun, completed, open_storage, run_study
 from . import EXIT_INTERRUPTED, ArgumentParser, cli, log
-from .progress import Progress
+from .progress import PhaseBar, Progress
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,8 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail_running=args.fail_running,
     )
     storage = open_storage(args.storage, worker=True)
+    progress = Progress(cfg.space)
+    for line in progress.intro():
+        log(line)
     try:
-        outcome = run_study(cfg, storage, run, on_trial=Progress(), log=log)
+        outcome = run_study(cfg, storage, run, on_trial=progress, log=log, on_phase=PhaseBar())
     except KeyboardInterrupt:  # the running trial is already recorded as failed (TrialRunner.run_one)
         log("interrupted: the complete trials are stored; run again to resume")
         return EXIT_INTERRUPTED
@@ -147,4 +151,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"done: ran {outcome.ran} trial(s); {len(completed(outcome.study))} complete; Pareto front "
         f"{len(outcome.front)} trial(s): {', '.join(f'#{t.number}' for t in outcome.front)}"
     )
+    for warning in study_caveats(outcome.study):
+        log(f"warning: {warning}")
     return 0

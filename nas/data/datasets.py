@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from ultralytics.utils import ROOT
 
 from ..errors import UserError, read_yaml
 from .synthetic import CLASSES, SyntheticSpec, generate
@@ -61,7 +62,7 @@ def local_dataset(path: str | Path) -> Dataset:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"dataset YAML {path} does not exist")
+        raise UserError(f"dataset YAML {path} does not exist{_download_hint(path)}")
     try:
         d = read_yaml(path)
     except UserError as e:
@@ -90,6 +91,17 @@ def local_dataset(path: str | Path) -> Dataset:
     if d.get("path") != str(root):  # train on a copy whose root is absolute, so Ultralytics finds what we checked
         resolved = _resolved_copy({**d, "path": str(root)}, path)
     return Dataset(tuple(str(n) for n in names), f"{path.resolve()} ({len(names)} classes)", yaml_path=resolved)
+
+
+def _download_hint(path: Path) -> str:
+    """Return how to get a dataset that Ultralytics knows by name (``coco8.yaml``), or '' for any other path."""
+    if len(path.parts) != 1 or not (ROOT / "cfg" / "datasets" / path.name).is_file():
+        return ""
+    return (
+        f": only local files are used and {path.name} is Ultralytics' name for a dataset it downloads; get it once "
+        f"on a machine with internet (e.g. yolo val model=yolo11n.pt data={path.name} downloads it into "
+        "Ultralytics' datasets folder), then pass a local data YAML whose path: is that folder"
+    )
 
 
 def _dataset_root(value: object, yaml_path: Path) -> Path:

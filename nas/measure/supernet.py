@@ -47,6 +47,7 @@ from ..space import Architecture, Choice, SearchSpace
 from ..space.space import takes_kernel
 from .cost import build_model
 from .latency_lock import paused_batches, pausing_for_measurements
+from .phase_progress import PhaseProgress, report_epochs
 from .proxy import ProxyResult, remove_run, train_proxy
 from .threads import training_threads
 from .warm_start import made_once
@@ -202,9 +203,15 @@ def supernet_file(run_root: Path, epochs: int, kernels: str = "separate") -> Pat
 
 
 def train_supernet(
-    cfg: StudyConfig, run_root: Path, device: str, seed: int, log: Callable[[str], None] | None = None
+    cfg: StudyConfig,
+    run_root: Path,
+    device: str,
+    seed: int,
+    log: Callable[[str], None] | None = None,
+    progress: PhaseProgress | None = None,
 ) -> Path:
-    """Return the study's supernet weights, trained ``cfg.supernet_epochs`` once (cached in ``run_root``).
+    """Return the study's supernet weights, trained ``cfg.supernet_epochs`` once (cached in ``run_root``);
+    ``progress`` follows its epochs (phase ``supernet``).
 
     Raises:
         UserError: the supernet's training failed.
@@ -224,6 +231,8 @@ def train_supernet(
             trainer.model_factory = lambda nc: build_supernet(cfg.space, nc, cfg.supernet_kernels)
             trainer.add_callback("on_train_batch_start", lambda t: set_path(t.model, random_path(cfg.space, rng)))
             trainer.add_callback("on_train_end", lambda t: trained.update(t.ema.ema.float().state_dict()))
+            if progress:
+                report_epochs(trainer, "supernet", progress)
 
         model_yaml = out.with_name(out.stem + "_stock.yaml")
         model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))

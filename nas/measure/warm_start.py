@@ -8,8 +8,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from modules.ultralytics_adapter import ProxyTrainer
+
 from ..config import StudyConfig
 from ..errors import UserError
+from .phase_progress import PhaseProgress, report_epochs
 from .proxy import remove_run, train_proxy
 
 
@@ -47,9 +50,11 @@ def warm_start_weights(
     seed: int,
     epochs: int | None = None,
     log: Callable[[str], None] | None = None,
+    progress: PhaseProgress | None = None,
 ) -> Path:
     """Return the study's warm-start checkpoint: the unmodified base trained ``epochs`` (default the preset's
-    ``warm_epochs``) once, cached in ``run_root``; ``log`` is told when the training starts.
+    ``warm_epochs``) once, cached in ``run_root``; ``log`` is told when the training starts, ``progress`` follows
+    its epochs (phase ``warm base``).
 
     The base is trained with the ``seed`` of the first run that needs it; later runs of the study reuse it
     whatever their ``seed``, so every trial of a study starts from the same weights.
@@ -67,8 +72,15 @@ def warm_start_weights(
         model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
         run_dir = out.with_suffix("")
         schedule = {**cfg.schedule, "epochs": epochs}
+
+        def customize(trainer: ProxyTrainer) -> None:
+            if progress:
+                report_epochs(trainer, "warm base", progress)
+
         try:
-            train_proxy(model_yaml, cfg.dataset.data_yaml(), schedule, run_dir, device, seed, save=True)
+            train_proxy(
+                model_yaml, cfg.dataset.data_yaml(), schedule, run_dir, device, seed, save=True, customize=customize
+            )
             shutil.copy2(run_dir / "weights" / "last.pt", partial)
         except (OSError, RuntimeError, FloatingPointError) as e:
             raise UserError(f"init: warm - training the base model failed: {e}") from e

@@ -53,17 +53,26 @@ class Architecture:
         canonical = {"base": self.space.identity, "choices": {p: [c.op, c.kernel] for p, c in sorted(self.choices)}}
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:12]
 
+    def in_layer_order(self) -> list[tuple[str, Choice]]:
+        """Return the (point, choice) pairs ordered by each point's first layer: the order of the model's rows.
+
+        ``choices`` itself stays sorted by point name (the canonical form that equality and the key rely on).
+        """
+        first = {p.name: min(p.layers) for p in self.space.points}
+        return sorted(self.choices, key=lambda pc: (first.get(pc[0], float("inf")), pc[0]))
+
     def as_dict(self) -> dict[str, str]:
-        """Return ``{point: "Op" or "Op(k=13)"}``."""
-        return {p: str(c) for p, c in self.choices}
+        """Return ``{point: "Op" or "Op(k=13)"}`` in layer order."""
+        return {p: str(c) for p, c in self.in_layer_order()}
 
     def operators(self) -> list[str]:
         """Return the sorted distinct non-stock operator names used."""
         return sorted({c.op for _, c in self.choices if not is_stock(c.op)})
 
     def summary(self) -> str:
-        """Return a one-line summary naming only the replaced points, e.g. ``L1=Ghost L5=C2F13``; ``stock`` if none."""
-        parts = [f"{p}={c.short()}" for p, c in self.choices if not is_stock(c.op)]
+        """Return a one-line summary naming only the replaced points in layer order, e.g. ``down_p2=Ghost
+        c3k2_p3=C2F13``; ``stock`` if none."""
+        parts = [f"{p}={c.short()}" for p, c in self.in_layer_order() if not is_stock(c.op)]
         return " ".join(parts) or "stock"
 
     def model_dict(self, nc: int) -> dict:

@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial
 from ..config import StudyConfig
 from ..errors import UserError
 from ..measure import Runtime, warm_start_weights
+from ..measure.phase_progress import PhaseProgress
 from ..measure.supernet import train_supernet
 from ..objectives import pareto_front
 from .loop import TrialReport, TrialRunner
@@ -52,11 +53,13 @@ def run_study(
     run: StudyRun,
     on_trial: Callable[[TrialReport, int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
+    on_phase: PhaseProgress | None = None,
 ) -> StudyOutcome:
     """Open or resume the study of ``cfg`` in ``storage`` and run it until it has ``run.trials`` complete trials.
 
     ``on_trial(report, complete, total)`` follows each finished trial; ``log`` receives one-line messages
-    (recovered trials, the warm start, where the study stands).
+    (recovered trials, the warm start, where the study stands); ``on_phase(phase, epochs done, epochs total)``
+    follows the one-off trainings (the warm base, the supernet) epoch by epoch.
 
     Raises:
         UserError: the stored study is incompatible, the warm start failed, or candidates keep failing.
@@ -77,11 +80,11 @@ def run_study(
     run_root = run.run_dir / study_name
     weights, supernet = run.weights, None
     if weights is None and cfg.init == "warm":
-        weights = warm_start_weights(cfg, run_root, run.device, run.seed, log=say)
+        weights = warm_start_weights(cfg, run_root, run.device, run.seed, log=say, progress=on_phase)
     if cfg.init == "supernet":
         if weights is not None:
             raise UserError("--weights does not apply with init: supernet (every trial inherits from the supernet)")
-        supernet = train_supernet(cfg, run_root, run.device, run.seed, log=say)
+        supernet = train_supernet(cfg, run_root, run.device, run.seed, log=say, progress=on_phase)
     runtime = Runtime(run.device, run_root, run.keep_runs, weights, supernet)
     say(
         f"study {study_name} in {storage.url}: {len(completed(study))}/{run.trials} complete trials; "

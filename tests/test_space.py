@@ -82,7 +82,7 @@ def test_keys_are_stable_and_order_independent() -> None:
     assert len(a.key) == 12
     assert a.key != space.architecture({"down_p2": "GhostV2", "c3k2_p3": Choice("C3k2_Conv2Former", 15)}).key
     assert a.key != load_space("yolo11_backbone", "s").architecture(dict(a.choices)).key
-    assert a.summary() == "c3k2_p3=C2F13 down_p2=Ghost"
+    assert a.summary() == "down_p2=Ghost c3k2_p3=C2F13"  # layer order
     assert space.stock().summary() == "stock"
 
 

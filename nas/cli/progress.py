@@ -139,8 +139,8 @@ def fit_chars(text: str, width: int) -> str:
 
 
 class Progress:
-    """``on_trial`` callback: one stderr line per finished trial (``trial_line``), under a column header printed
-    with the first; ``intro`` gives the legend to print once before the run."""
+    """``on_trial`` callback: one stderr line per finished trial (``trial_line``); the legend (``intro``) and a
+    column header are printed once, with the first."""
 
     def __init__(self, space: SearchSpace | None = None, stream: TextIO | None = None) -> None:
         self.space = space
@@ -156,7 +156,9 @@ class Progress:
     def __call__(self, r: TrialReport, done: int, total: int) -> None:
         """Print the line for trial ``r``; ``done`` of ``total`` complete trials exist now."""
         out = self.stream or sys.stderr
-        if self.finished == 0:
+        if self.finished == 0:  # not before: bad input found while the study opens prints only its error line
+            for line in self.intro():
+                print(line, file=out, flush=True)
             print(header(total), file=out, flush=True)
         self.finished += 1
         # the trials' own seconds: the one-off warm base or supernet before the first trial is not a trial's cost

@@ -137,11 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail_running=args.fail_running,
     )
     storage = open_storage(args.storage, worker=True)
-    progress = Progress(cfg.space)
-    for line in progress.intro():
-        log(line)
     try:
-        outcome = run_study(cfg, storage, run, on_trial=progress, log=log, on_phase=PhaseBar())
+        outcome = run_study(cfg, storage, run, on_trial=Progress(cfg.space), log=log, on_phase=PhaseBar())
     except KeyboardInterrupt:  # the running trial is already recorded as failed (TrialRunner.run_one)
         log("interrupted: the complete trials are stored; run again to resume")
         return EXIT_INTERRUPTED

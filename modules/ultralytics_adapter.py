@@ -5,7 +5,8 @@ Nothing in the installed package is edited. ``install()`` (run by ``import modul
 - **version check**: outside ``TESTED_ULTRALYTICS`` the import fails with one clear line (the patches below rely
   on 8.4 internals: ``parse_model``'s channel rules, ``get_flops``, the trainer's ``final_eval``);
 - **offline**: ``YOLO_OFFLINE`` is set before Ultralytics is first imported (no connectivity probe, no
-  telemetry), and its font helpers never download Arial.ttf;
+  telemetry), its font helpers never download Arial.ttf, and the trainer's AMP check compares the model being
+  trained in FP32 and FP16 instead of downloading yolo26n.pt;
 - **parser**: ``tasks.parse_model`` is wrapped so rows naming an operator of the table are parsed as the stock
   layer of their slot (Ultralytics resolves c1, width scaling, repeats, C3k2's c3k forcing at m/l/x and Detect's
   ``legacy`` flag exactly as for the stock model) and the stock layer is then replaced by the operator built from
@@ -206,6 +207,42 @@ def local_font(font: str = "Arial.ttf") -> Path | None:
     return file if file.exists() else None
 
 
+AMP_TOLERANCE_PX = 0.5  # Ultralytics' own tolerance between FP32 and mixed-precision boxes
+
+
+def local_check_amp(model: nn.Module) -> bool:
+    """Return whether training on the model's device may use mixed precision (replaces ``check_amp``, which
+    downloads yolo26n.pt to compare FP32 with AMP): False on CPU and MPS, as Ultralytics; on CUDA, whether the model
+    itself gives the same outputs in FP32 and under autocast (``amp_agrees``)."""
+    device = next(model.parameters()).device
+    if device.type in {"cpu", "mps"}:
+        return False
+    agrees = amp_agrees(model, device, torch.float16)
+    if not agrees:
+        LOGGER.warning("AMP: FP16 outputs differ from FP32 on this device; training without AMP")
+    return agrees
+
+
+def amp_agrees(model: nn.Module, device: torch.device, dtype: torch.dtype, imgsz: int = 256) -> bool:
+    """Return whether a copy of ``model`` in eval mode gives, on ``device``, outputs within ``AMP_TOLERANCE_PX``
+    (and finite) under autocast to ``dtype`` as in FP32, on a fixed random batch of two ``imgsz`` images."""
+    probe = copy.deepcopy(model).to(device).eval()
+    x = torch.rand(2, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.no_grad():
+        full = _first_tensor(probe(x)).float()
+        with torch.autocast(device.type, dtype=dtype):
+            mixed = _first_tensor(probe(x)).float()
+    same_shape = full.shape == mixed.shape
+    return same_shape and bool(torch.isfinite(mixed).all()) and torch.allclose(full, mixed, atol=AMP_TOLERANCE_PX)
+
+
+def _first_tensor(output: Any) -> torch.Tensor:
+    """Return the first tensor of a model's output (Detect returns a tensor or a tuple/list starting with one)."""
+    while isinstance(output, (tuple, list)):
+        output = output[0]
+    return output
+
+
 # --- safe loading -----------------------------------------------------------------------------------------------
 
 
@@ -275,11 +312,13 @@ class ProxyTrainer(DetectionTrainer):
 def install() -> None:
     """Apply every patch above to Ultralytics (idempotent)."""
     import ultralytics.data.utils as data_utils
+    import ultralytics.engine.trainer as trainer
     import ultralytics.utils.plotting as plotting
 
     os.environ["YOLO_OFFLINE"] = "1"
     data_utils.check_font = local_font
     plotting.check_font = local_font
+    trainer.check_amp = local_check_amp
     tasks.parse_model = parse_model
     torch_utils.get_flops = get_flops
     with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list

@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"study {args.study!r} has no complete, trained trial yet")
     figs = figures(study)
     try:
-        path = write_html(study, figs, Path(args.out))
+        path = write_html(study, figs, Path(args.out), storage=args.storage)
     except OSError as e:
         raise UserError(f"cannot write the report to {args.out}: {e.strerror or e}") from e
     try:

@@ -64,7 +64,7 @@ def _title(text: str, note: str = "") -> dict[str, Any]:
 
 def architecture_items(t: FrozenTrial) -> list[str]:
     """Return the trial's choices in the stored (layer) order as 'point: Operator' strings (empty if none)."""
-    return [f"{point}: {op}" for point, op in t.user_attrs.get("architecture", {}).items()]
+    return [f"{point}: {op}" for point, op in record(t, "architecture", {}).items()]
 
 
 def architecture_text(t: FrozenTrial, per_line: int = POINTS_PER_LINE) -> str:
@@ -263,13 +263,13 @@ def choice_shares(
 ) -> tuple[list[str], list[str], dict[tuple[str, str], tuple[int, int]], tuple[int, int]]:
     """Return (insertion points in layer order, choice columns, {(point, column): (on the front, among all)},
     (front size, trials counted)) over the trials that record an architecture."""
-    trials = [t for t in trials if t.user_attrs.get("architecture")]
+    trials = [t for t in trials if record(t, "architecture")]
     numbers = {t.number for t in front}
-    points = list(dict.fromkeys(p for t in trials for p in t.user_attrs["architecture"]))
+    points = list(dict.fromkeys(p for t in trials for p in record(t, "architecture")))
     counts: Counter[tuple[str, str]] = Counter()
     on_front: Counter[tuple[str, str]] = Counter()
     for t in trials:
-        for point, op in t.user_attrs["architecture"].items():
+        for point, op in record(t, "architecture").items():
             counts[point, choice_label(op)] += 1
             on_front[point, choice_label(op)] += t.number in numbers
     labels = {c for _, c in counts}
@@ -336,7 +336,7 @@ def parallel_coordinates(
 ) -> go.Figure:
     """Return parallel coordinates from each insertion point's choice (a categorical axis) to the three objectives;
     lines coloured dominated / Pareto front / stock model, the stock model drawn last."""
-    trials = [t for t in trials if t.user_attrs.get("architecture")]
+    trials = [t for t in trials if record(t, "architecture")]
     points, columns, _, _ = choice_shares(trials, front)
     ordered = [t for name, group, _ in groups(trials, front) for t in group]
     colour = [i for i, (_, group, _) in enumerate(groups(trials, front)) for _ in group]
@@ -346,7 +346,7 @@ def parallel_coordinates(
     dims = [
         {
             "label": p,
-            "values": [code[choice_label(t.user_attrs["architecture"].get(p, "?"))] for t in ordered],
+            "values": [code[choice_label(record(t, "architecture").get(p, "?"))] for t in ordered],
             "tickvals": list(range(len(columns))),
             "ticktext": [_short(c) if i == 0 else "" for c in columns],
             "range": [0, max(len(columns) - 1, 1)],

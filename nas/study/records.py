@@ -2,9 +2,9 @@
 versions, phases; and what of the run joins the study's fingerprint.
 
 Short records are the trial's user attributes (what optuna-dashboard shows and filters by). The long ones
-(``LONG_RECORDS``: the model YAML, the latency conditions, phases, versions) are system attributes named
-``nas:<name>``, which the dashboard does not lay out on the trial page; ``record`` reads either, and the user
-attributes of trials stored by earlier versions, which kept everything there.
+(``LONG_RECORDS``: the model YAML, the latency conditions, phases, versions, the choice per point) are system
+attributes named ``nas:<name>``, which the dashboard does not lay out on the trial page; ``record`` reads either,
+and the user attributes of trials stored by earlier versions, which kept everything there.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..measure.backends import choose_backend
 from ..space import Architecture
 
 SYSTEM_PREFIX = "nas:"
-LONG_RECORDS = frozenset({"model_yaml", "latency", "phases", "versions"})
+LONG_RECORDS = frozenset({"model_yaml", "latency", "phases", "versions", "architecture"})
 
 
 def versions() -> dict[str, str | None]:

@@ -70,6 +70,7 @@ from benchmarks.common import (
 )
 from modules.table import is_stock
 from nas.config import StudyConfig, load_preset
+from nas.data.datasets import synthetic_dataset
 from nas.measure import remove_run, train_proxy, warm_base_path, warm_start_weights
 from nas.measure.supernet import fine_tune_schedule, supernet_file, supernet_proxy, train_supernet
 from nas.ranking import kendall, spearman
@@ -110,6 +111,7 @@ class Bench:
     base_seed: int  # the warm base and the supernet are trained once, with the first proxy seed
     workdir: Path
     proxy_epochs: int = 2  # the scratch and warm modes' epochs
+    val_images: int | None = None  # the embedded dataset with this many validation images (same training images)
 
     @property
     def proxy_schedule(self) -> dict:
@@ -118,8 +120,8 @@ class Bench:
 
     @property
     def cfg(self) -> StudyConfig:
-        """Return the preset (loaded once per process)."""
-        return _preset(self.study)
+        """Return the preset (loaded once per process), with ``val_images`` validation images when set."""
+        return _preset(self.study, self.val_images)
 
     @property
     def warm_root(self) -> Path:
@@ -137,9 +139,15 @@ class Bench:
 
 
 @functools.cache
-def _preset(study: str) -> StudyConfig:
+def _preset(study: str, val_images: int | None = None) -> StudyConfig:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return load_preset(study)
+    cfg = load_preset(study)
+    if val_images is None:
+        return cfg
+    if cfg.dataset.synthetic is None:
+        raise SystemExit(f"--val-images needs a preset on the embedded dataset; {study} uses {cfg.dataset.description}")
+    # generated images depend on (seed, index) only: the training images stay the same, validation gets more
+    return replace(cfg, dataset=synthetic_dataset(replace(cfg.dataset.synthetic, val_images=val_images)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -853,6 +861,12 @@ def main() -> None:
         help="epochs of the scratch and warm modes (default 2: the light proxy before init: supernet)",
     )
     ap.add_argument("--warm-epochs", type=int, default=None, help="default: the preset's, else 4x the proxy's")
+    ap.add_argument(
+        "--val-images",
+        type=int,
+        help="validate every role on this many generated validation images instead of the preset's (embedded "
+        "dataset only; same training images); the summary is then proxy_fidelity_val<N>.json",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=2, help="processes training side by side, one thread each")
     ap.add_argument("--runs-file", type=Path, default=RUNS_FILE, help="default benchmarks/results/" + RUNS_FILE.name)
@@ -876,7 +890,9 @@ def main() -> None:
         args.proxy_seeds[0],
         args.workdir.resolve(),
         args.proxy_epochs,
+        args.val_images,
     )
+    result_name = NAME if args.val_images is None else f"{NAME}_val{args.val_images}"
     archs = diverse_architectures(cfg.space, args.n, args.seed)
     units = plan(archs, args)
     missing = operator_forms(archs)["missing"]
@@ -887,14 +903,14 @@ def main() -> None:
         summary is not replaced by an empty one)."""
         summary = summarize(archs, units, read_runs(args.runs_file), bench, args)
         if summary["progress"]["units_done"] or summary["progress"]["units_failed"]:
-            write_result(NAME, summary, directory=args.out)
+            write_result(result_name, summary, directory=args.out)
         else:
             say(f"no unit of this plan in {args.runs_file} yet: summary not written")
         return summary
 
     status = 0
     if not args.only_summary:
-        cfg.dataset.data_yaml()  # generated once here, not by two workers at once
+        bench.cfg.dataset.data_yaml()  # generated once here, not by two workers at once
         fh = open_runs(args.runs_file)
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the workers too, as Ctrl-C does
         try:
@@ -908,7 +924,7 @@ def main() -> None:
     else:
         summary = write_summary()
     print_table(summary)
-    print(f"summary: {args.out / (NAME + '.json')}; runs: {args.runs_file}")
+    print(f"summary: {args.out / (result_name + '.json')}; runs: {args.runs_file}")
     sys.exit(status)
 
 

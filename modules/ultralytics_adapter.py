@@ -243,6 +243,29 @@ def _first_tensor(output: Any) -> torch.Tensor:
     return output
 
 
+# --- the yolo command line --------------------------------------------------------------------------------------
+
+
+def run_yolo_cli(argv: list[str]) -> None:
+    """Run Ultralytics' ``yolo`` command line on ``argv`` (without the program name), operators registered.
+
+    ``ultralytics.cfg.entrypoint`` reads the module's ``ARGV`` (its copy of ``sys.argv``); it is set for the call
+    (its ``debug`` string would split arguments that contain spaces).
+
+    Raises:
+        SyntaxError: Ultralytics rejects an argument (an unknown key, a missing '=').
+        SystemExit, Exception: whatever the mode raises once it runs.
+    """
+    import ultralytics.cfg
+
+    saved = ultralytics.cfg.ARGV
+    ultralytics.cfg.ARGV = ["yolo", *argv]
+    try:
+        ultralytics.cfg.entrypoint()
+    finally:
+        ultralytics.cfg.ARGV = saved
+
+
 # --- safe loading -----------------------------------------------------------------------------------------------
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from unittest import mock
 
 import ultralytics.cfg
 from ultralytics import YOLO
 
 import modules  # noqa: F401  (registers the operators with Ultralytics; nas imported it already, said here)
 from modules.table import OPERATORS
+from modules.ultralytics_adapter import run_yolo_cli
 
 from ..data.datasets import local_dataset
 from ..errors import UserError, one_line
@@ -97,9 +97,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not special:
         argv = check_local(argv)
     try:
-        # Ultralytics' entrypoint reads its module's copy of sys.argv; the list keeps arguments with spaces whole
-        with mock.patch.object(ultralytics.cfg, "ARGV", ["nas-yolo", *argv]):
-            ultralytics.cfg.entrypoint()
+        run_yolo_cli(argv)
     except SyntaxError as e:  # Ultralytics' way to reject an argument (unknown key, missing '=')
         raise UserError(str(e).splitlines()[0] if str(e) else "invalid arguments") from e
     return 0

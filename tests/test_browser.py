@@ -217,6 +217,7 @@ def test_dashboard_trial_page_offers_the_model_yaml(served: Served, page: Any, s
     url = f"{served.dashboard}/dashboard/studies/{served.study_id}/trials?numbers={trial.number}"
     open_and_settle(page, url, figures=False)
     page.get_by_text(name).first.wait_for(timeout=30_000)
+    page.get_by_text(name).first.scroll_into_view_if_needed()  # the page scrolls inside its frame: show the artifact
     page.screenshot(path=str(screenshots / "dashboard-trial.png"), full_page=True)
     links = page.locator("a[href*='/artifacts/']")
     hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]

@@ -5,8 +5,8 @@ Nothing in the installed package is edited. ``install()`` (run by ``import modul
 - **version check**: outside ``TESTED_ULTRALYTICS`` the import fails with one clear line (the patches below rely
   on 8.4 internals: ``parse_model``'s channel rules, ``get_flops``, the trainer's ``final_eval``);
 - **offline**: ``YOLO_OFFLINE`` is set before Ultralytics is first imported (no connectivity probe, no
-  telemetry), its font helpers never download Arial.ttf, and the trainer's AMP check compares the model being
-  trained in FP32 and FP16 instead of downloading yolo26n.pt;
+  telemetry), its font helpers never download Arial.ttf, and the trainer's AMP check never downloads yolo26n.pt
+  (it answers as Ultralytics does offline, keeping its list of GPUs that misbehave under AMP);
 - **parser**: ``tasks.parse_model`` is wrapped so rows naming an operator of the table are parsed as the stock
   layer of their slot (Ultralytics resolves c1, width scaling, repeats, C3k2's c3k forcing at m/l/x and Detect's
   ``legacy`` flag exactly as for the stock model) and the stock layer is then replaced by the operator built from
@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -207,40 +208,24 @@ def local_font(font: str = "Arial.ttf") -> Path | None:
     return file if file.exists() else None
 
 
-AMP_TOLERANCE_PX = 0.5  # Ultralytics' own tolerance between FP32 and mixed-precision boxes
+# GPUs Ultralytics knows to give NaN losses or zero mAP under AMP (GTX 16xx, T400-T2000, K40m)
+AMP_UNSAFE_GPUS = re.compile(
+    r"(nvidia|geforce|quadro|tesla).*?(1660|1650|1630|t400|t550|t600|t1000|t1200|t2000|k40m)", re.I
+)
 
 
 def local_check_amp(model: nn.Module) -> bool:
-    """Return whether training on the model's device may use mixed precision (replaces ``check_amp``, which
-    downloads yolo26n.pt to compare FP32 with AMP): False on CPU and MPS, as Ultralytics; on CUDA, whether the model
-    itself gives the same outputs in FP32 and under autocast (``amp_agrees``)."""
+    """Return whether training on the model's device may use mixed precision, never downloading (replaces
+    ``check_amp``, which fetches yolo26n.pt to compare FP32 with AMP): False on CPU and MPS and on the GPUs known
+    to misbehave under AMP; True on other CUDA devices, as Ultralytics itself answers when it cannot download."""
     device = next(model.parameters()).device
     if device.type in {"cpu", "mps"}:
         return False
-    agrees = amp_agrees(model, device, torch.float16)
-    if not agrees:
-        LOGGER.warning("AMP: FP16 outputs differ from FP32 on this device; training without AMP")
-    return agrees
-
-
-def amp_agrees(model: nn.Module, device: torch.device, dtype: torch.dtype, imgsz: int = 256) -> bool:
-    """Return whether a copy of ``model`` in eval mode gives, on ``device``, outputs within ``AMP_TOLERANCE_PX``
-    (and finite) under autocast to ``dtype`` as in FP32, on a fixed random batch of two ``imgsz`` images."""
-    probe = copy.deepcopy(model).to(device).eval()
-    x = torch.rand(2, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0)).to(device)
-    with torch.no_grad():
-        full = _first_tensor(probe(x)).float()
-        with torch.autocast(device.type, dtype=dtype):
-            mixed = _first_tensor(probe(x)).float()
-    same_shape = full.shape == mixed.shape
-    return same_shape and bool(torch.isfinite(mixed).all()) and torch.allclose(full, mixed, atol=AMP_TOLERANCE_PX)
-
-
-def _first_tensor(output: Any) -> torch.Tensor:
-    """Return the first tensor of a model's output (Detect returns a tensor or a tuple/list starting with one)."""
-    while isinstance(output, (tuple, list)):
-        output = output[0]
-    return output
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    if AMP_UNSAFE_GPUS.search(name):
+        LOGGER.warning(f"AMP: disabled on {name} (known NaN losses or zero mAP under mixed precision)")
+        return False
+    return True
 
 
 # --- the yolo command line --------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def zero_map(trained: Sequence[FrozenTrial], schedule: Mapping[str, Any] | None 
 
 def noisy_latency(trials: Sequence[FrozenTrial]) -> str | None:
     """Return a warning naming the trials whose latency stayed noisy after every repeat, else None."""
-    noisy = sorted(t.number for t in trials if t.user_attrs.get("latency_noisy"))
+    # a trial that reused a twin's result (dedup_of) copied its flag: the one measurement is named once
+    noisy = sorted(t.number for t in trials if t.user_attrs.get("latency_noisy") and "dedup_of" not in t.user_attrs)
     if not noisy:
         return None
     shown = ", ".join(f"#{n}" for n in noisy[:10]) + (f" and {len(noisy) - 10} more" if len(noisy) > 10 else "")

@@ -56,3 +56,11 @@ def test_a_front_smaller_than_the_choices_is_warned() -> None:
     caveats = study_caveats(study_of(one_best))
     assert any("fewer than the 4 choices" in w for w in caveats)
     assert small_front(one_best[:4], 4) is None
+
+
+def test_a_reused_result_is_not_named_twice_as_noisy() -> None:
+    measured, copy = trial(0, 0.3, 1.0, noisy=True), trial(1, 0.3, 1.0, noisy=True)
+    copy.user_attrs["dedup_of"] = 0
+    study = study_of([measured, copy])
+    text = noisy_latency(study.trials)
+    assert text is not None and "1 trial(s): #0;" in text

@@ -79,7 +79,7 @@ def test_the_legend_spells_out_every_label_once() -> None:
     for expected in ("Dyn=DynamicConv", "Ghost=GhostV2", "ACmix=ACmix", "C2F<k>=Conv2Former kernel k", "CNX=ConvNeXt"):
         assert expected in text
     assert "L1=down_p2" in text and "L17=pan_down(layers 17,20)" in text and "L22=neck_p5_out" in text
-    assert "stock model (trial #0)" in text
+    assert "stock model (the study's reference trial)" in text
 
 
 def test_summary_and_architecture_dict_follow_the_layer_order_and_the_key_is_unchanged() -> None:

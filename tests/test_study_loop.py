@@ -453,9 +453,12 @@ def test_an_earlier_trial_that_never_records_a_key_is_given_up(
     study = new_study(cfg, journal)
     other_worker(journal).ask()  # its worker died before sampling
     study.enqueue_trial({"down_p2": "GhostV2"})
-    report = runner(study, cfg, journal, 5, tmp_path).run_one()
+    r = runner(study, cfg, journal, 5, tmp_path)
+    report = r.run_one()
     assert report is not None and report.status == "ok" and len(fake.calls) == 1
     assert clock.sleeps == [0.2] * 5
+    study.enqueue_trial({"down_p2": "Conv"})
+    assert r.run_one() is not None and clock.sleeps == [0.2] * 5  # the dead trial is not waited for again
 
 
 def test_a_completed_twin_is_reused_without_waiting(

@@ -59,7 +59,8 @@ def legend(space: SearchSpace) -> list[str]:
         "legend: operators "
         + ", ".join(f"{k}={v}" for k, v in ops.items())
         + " (at a C3k2 point, the operator's C3k2_ form); points not listed keep the stock layer",
-        "legend: Δ = change against the stock model (trial #0): mAP50-95 in points, GFLOPs and latency in percent",
+        "legend: Δ = change against the stock model (the study's reference trial): mAP50-95 in points, GFLOPs and "
+        "latency in percent",
     ]
     return [line for entry in text for line in textwrap.wrap(entry, WIDTH, subsequent_indent="  ")]
 

@@ -111,7 +111,7 @@ def groups(trials: Sequence[FrozenTrial], front: Sequence[FrozenTrial]) -> list[
     return [
         ("dominated", [t for t in rest if t.number not in on_front], {"color": DOMINATED, "symbol": "circle"}),
         ("Pareto front", [t for t in rest if t.number in on_front], {"color": FRONT, "symbol": "circle"}),
-        ("stock model (#0, reference)", stock, {"color": STOCK, "symbol": "diamond", "line": line}),
+        ("stock model (reference)", stock, {"color": STOCK, "symbol": "diamond", "line": line}),
     ]
 
 
@@ -217,7 +217,7 @@ def hypervolume_history(trials: Sequence[FrozenTrial], reference: FrozenTrial | 
     ordered = sorted(trials, key=lambda t: t.number)
     scale = reference or ordered[0]
     hv = normalised_hypervolume_history([values_of(t) for t in ordered], values_of(scale))
-    by = "the stock model (#0)" if reference else f"trial #{scale.number} (no stock trial)"
+    by = f"the stock model (#{scale.number})" if reference else f"trial #{scale.number} (no stock trial)"
     fig = go.Figure(go.Scatter(x=[t.number for t in ordered], y=hv, mode="lines+markers", name="hypervolume"))
     if reference in ordered:
         name, _, marker = groups([reference], [])[-1]

@@ -64,6 +64,7 @@ class TrialRunner:
     seed: int
     total: int
     _store: FileSystemArtifactStore | None = field(default=None, init=False, repr=False)
+    _keyless_dead: set[int] = field(default_factory=set, init=False, repr=False)  # never recorded their key
 
     def __post_init__(self) -> None:
         self._store = open_store(self.storage.url)
@@ -114,7 +115,10 @@ class TrialRunner:
             earlier = [t for t in running(self.study) if t.number < number]
             twins = [t for t in earlier if t.user_attrs.get("key") == key]
             # an earlier trial asked at the same moment may not have recorded its key yet: it could be our twin
-            unknown = [t for t in earlier if "key" not in t.user_attrs and waited < KEYLESS_MAX_WAIT_S]
+            unknown = [t.number for t in earlier if "key" not in t.user_attrs and t.number not in self._keyless_dead]
+            if unknown and waited >= KEYLESS_MAX_WAIT_S:
+                self._keyless_dead.update(unknown)  # its worker died before sampling: never wait for it again
+                unknown = []
             if not twins and not unknown:
                 break
             time.sleep(TWIN_POLL_S if twins else KEYLESS_POLL_S)

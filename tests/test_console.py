@@ -149,8 +149,9 @@ def test_a_search_ends_with_its_caveats_as_warning_lines(
 class FakeTrainer:
     """What ``report_epochs`` reads of an Ultralytics trainer, firing the callbacks as ``_do_train`` does."""
 
-    def __init__(self, epochs: int, batches: int) -> None:
+    def __init__(self, epochs: int, batches: int, stop_after: int | None = None) -> None:
         self.epochs, self.epoch, self.train_loader = epochs, 0, [None] * batches
+        self.stop_after = stop_after or epochs  # Ultralytics' patience or time limit ends the loop early
         self.callbacks: dict[str, list] = {}
 
     def add_callback(self, event: str, fn: Any) -> None:
@@ -162,12 +163,13 @@ class FakeTrainer:
 
     def train(self) -> None:
         self.fire("on_train_start")
-        for epoch in range(self.epochs):
+        for epoch in range(self.stop_after):
             self.epoch = epoch
             self.fire("on_train_epoch_start")
             for _ in self.train_loader:
                 self.fire("on_train_batch_end")
             self.fire("on_train_epoch_end")
+        self.fire("on_train_end")
 
 
 class Terminal(io.StringIO):
@@ -194,6 +196,15 @@ def test_the_phase_bar_redraws_one_line_on_a_terminal() -> None:
     text = out.getvalue()
     assert text.count("\n") == 1 and text.endswith("\n")  # one line, redrawn in place, ended when done
     assert text.count("\r") >= 2 * 5 and "warm base epoch 2/2, done in" in text.splitlines()[-1].split("\r")[-1]
+
+
+def test_a_phase_that_stops_early_still_ends_its_line_on_a_terminal() -> None:
+    out = Terminal()
+    trainer = FakeTrainer(epochs=16, batches=2, stop_after=5)
+    report_epochs(trainer, "supernet", PhaseBar(out, redraw_s=0.0))
+    trainer.train()
+    text = out.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n") and "supernet epoch 5/5, done in" in text.split("\r")[-1]
 
 
 def test_the_warm_base_training_reports_its_epochs(tmp_path: Path, tiny_dataset: Path) -> None:

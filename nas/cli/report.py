@@ -36,10 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"wrote {path}, but could not save the figures into the study: {e}") from e
     store = open_store(args.storage)
     if store is not None:
+        storage = open_storage(args.storage, worker=False)
         try:
-            upload_report(store, study, open_storage(args.storage, worker=False).backend, path.read_text())
-        except OSError as e:
+            upload_report(store, study, storage.backend, path.read_text())
+        except Exception as e:  # a folder or a storage that refuses it: the HTML and figures are saved already
             raise UserError(f"wrote {path}, but could not store it as the study's artifact: {e}") from e
+        finally:
+            storage.close()
     log(f"wrote {path}; figures saved to the study for optuna-dashboard")
     if store is not None:
         folder = artifact_dir(args.storage)

@@ -15,7 +15,8 @@ PhaseProgress = Callable[[str, float, int], None]
 
 def report_epochs(trainer: Any, phase: str, progress: PhaseProgress) -> None:
     """Add callbacks to an Ultralytics ``trainer`` that call ``progress(phase, done, total)``: 0 when training
-    starts, a fraction after each batch, and a whole number after each epoch. Returns nothing; raises nothing."""
+    starts, a fraction after each batch, a whole number after each epoch, and, when the training stops early, the
+    epochs it ran as both done and total (so a bar ends). Returns nothing; raises nothing."""
     batches = {"seen": 0}
 
     def epochs(t: Any) -> int:
@@ -37,7 +38,13 @@ def report_epochs(trainer: Any, phase: str, progress: PhaseProgress) -> None:
     def on_epoch_end(t: Any) -> None:
         progress(phase, float(t.epoch + 1), epochs(t))
 
+    def on_train_end(t: Any) -> None:
+        ran = t.epoch + 1
+        if ran < epochs(t):  # stopped early (patience, time): the epochs it ran are the whole phase
+            progress(phase, float(ran), ran)
+
     trainer.add_callback("on_train_start", on_start)
     trainer.add_callback("on_train_epoch_start", on_epoch_start)
     trainer.add_callback("on_train_batch_end", on_batch_end)
     trainer.add_callback("on_train_epoch_end", on_epoch_end)
+    trainer.add_callback("on_train_end", on_train_end)

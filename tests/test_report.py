@@ -198,3 +198,16 @@ def test_export_command_quotes_what_the_shell_would_split() -> None:
     assert export_command("my study", "sqlite:///a.db", 3) == (
         "python -m nas.export --study 'my study' --storage sqlite:///a.db --trial 3 --out trial_3.yaml"
     )
+
+
+def test_an_all_zero_map_axis_starts_at_zero_not_minus_one() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.set_metric_names(["mAP50-95", "GFLOPs", "latency_ms"])
+    for i in range(3):
+        study.add_trial(
+            optuna.trial.create_trial(values=[0.0, 6.0 + i, 20.0 - i], user_attrs={"trained": True, "key": f"k{i}"})
+        )
+    figs = figures(study)
+    lo, hi = figs["nas-pareto-map-gflops"].layout.yaxis.range
+    assert -0.001 < lo <= 0 < hi <= 0.011
+    assert figs["nas-pareto-3d"].layout.scene.zaxis.range[1] == hi

@@ -35,6 +35,7 @@ from ..objectives import (
     normalised_hypervolume_history,
     pareto_front,
     reference_trial,
+    value,
     values_of,
 )
 from ..study import completed
@@ -157,12 +158,21 @@ def pareto_3d(trials: Sequence[FrozenTrial], front: Sequence[FrozenTrial], refer
         scene={
             "xaxis": {**axis, "title": {**axis["title"], "text": "GFLOPs"}},
             "yaxis": {**axis, "title": {**axis["title"], "text": "latency ms"}, "type": "log"},
-            "zaxis": {**axis, "title": {**axis["title"], "text": "mAP50-95"}},
+            "zaxis": {**axis, "title": {**axis["title"], "text": "mAP50-95"}, **_map_range(trials, MAP)},
             "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 0.8}},
             "aspectmode": "cube",
         },
     )
     return fig
+
+
+def _map_range(trials: Sequence[FrozenTrial], name: str) -> dict[str, Any]:
+    """Return the axis settings of ``name`` if it is mAP50-95: from 0 (less a margin for the markers) up, and to
+    0.01 when every value is 0 (plotly would span -1 to 1, as if negative mAP existed); nothing for the others."""
+    if name != MAP:
+        return {}
+    top = max((value(t, MAP) for t in trials), default=0.0) or 0.01
+    return {"range": [-0.04 * top, 1.08 * top]}
 
 
 def _latency_error(group: Sequence[FrozenTrial]) -> dict[str, Any]:
@@ -195,8 +205,8 @@ def pareto_pair(
                 **errors,
             )
         )
-    fig.update_xaxes(title_text=LABELS[x], type="log" if x == LATENCY else "linear")
-    fig.update_yaxes(title_text=LABELS[y], type="log" if y == LATENCY else "linear")
+    fig.update_xaxes(title_text=LABELS[x], type="log" if x == LATENCY else "linear", **_map_range(trials, x))
+    fig.update_yaxes(title_text=LABELS[y], type="log" if y == LATENCY else "linear", **_map_range(trials, y))
     note = "grey: dominated in all three objectives" + ("; bars: latency IQR" if LATENCY in (x, y) else "")
     fig.update_layout(
         title=_title(f"{LABELS[y].split(' (')[0]} vs {LABELS[x].split(' (')[0]}", note),

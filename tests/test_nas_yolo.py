@@ -71,6 +71,8 @@ def test_nas_yolo_never_downloads_a_dataset_or_model(tmp_path: Path, capsys: pyt
     assert "data= is required to train" in capsys.readouterr().err
     assert yolo.run(["predict", "model=yolo11n.pt"]) == 2
     assert "model yolo11n.pt is not a local file" in capsys.readouterr().err
+    assert yolo.run(["train", f"model={model}", "data", "=", "coco8.yaml"]) == 2  # spaced, as Ultralytics joins it
+    assert "coco8.yaml does not exist: only local files" in capsys.readouterr().err
 
 
 def test_nas_yolo_rejects_an_unknown_argument_in_one_line(

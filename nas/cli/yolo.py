@@ -95,6 +95,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     special = not argv or argv[0].lstrip("-").lower() in {"help", "h", "version", "cfg", "settings", "checks"}
     if not special:
+        try:  # Ultralytics' own joining of 'data = x.yaml' and split brackets, so the checks see what it will use
+            argv = ultralytics.cfg.merge_equals_args(argv)
+        except SyntaxError as e:
+            raise UserError(str(e).splitlines()[0] if str(e) else "invalid arguments") from e
         argv = check_local(argv)
     try:
         run_yolo_cli(argv)

@@ -17,6 +17,9 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
            one-off step "supernetN:base[-eE][-shared]"), -shared: one largest Conv2Former kernel whose centre
            the smaller kernels take (supernet_kernels: shared), BatchNorm recalibrated, N fine-tune epochs without
            warm-up (init: supernet)
+  zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
+  gflops   minus the GFLOPs at the deployment size (the cost objective itself): how far cost alone ranks
+A score mode's record holds its value under "score" (no mAP); it is ranked like an mAP (higher: better).
 
 Work is split into units (architecture, role, seed), the role being "reference" or a mode. --workers spawned
 processes run them (each training takes the threads nas.measure.threads grants: one each while two train side by
@@ -71,8 +74,9 @@ from benchmarks.common import (
 from modules.table import is_stock
 from nas.config import StudyConfig, load_preset
 from nas.data.datasets import synthetic_dataset
-from nas.measure import remove_run, train_proxy, warm_base_path, warm_start_weights
+from nas.measure import architecture_cost, remove_run, train_proxy, warm_base_path, warm_start_weights
 from nas.measure.supernet import fine_tune_schedule, supernet_file, supernet_proxy, train_supernet
+from nas.measure.zero_cost import ZICO_BATCH, ZICO_BATCHES, labelled_batches, synflow, zico
 from nas.ranking import kendall, spearman
 from nas.space import Architecture, Choice
 
@@ -98,6 +102,13 @@ class Outcome(NamedTuple):
     map50: float | None = None
     epochs: int | None = None
     threads: int | None = None  # torch's CPU threads while it trained
+
+
+class Score(NamedTuple):
+    """What a score mode returns: a value ranked like an mAP (higher: better) and the seconds it took."""
+
+    value: float
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -250,6 +261,38 @@ def _settings(bench: Bench, init: str, epochs: int | None = None, **extra: Any) 
     }
 
 
+@functools.cache
+def _batches(data_yaml: Path, imgsz: int) -> list[dict]:
+    """Return ZiCo's labelled training batches (read once per process)."""
+    return labelled_batches(data_yaml, imgsz)
+
+
+def zico_score(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Score:
+    """ZiCo of the initialisation seeded ``seed``; the seconds leave out reading the batches (once per process)."""
+    cfg = bench.cfg
+    batches = _batches(cfg.dataset.data_yaml(), cfg.schedule["imgsz"])
+    t = time.perf_counter()
+    return Score(zico(arch, cfg.dataset.nc, batches, seed), time.perf_counter() - t)
+
+
+def synflow_score(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Score:
+    """SynFlow of the initialisation seeded ``seed`` at the training size."""
+    t = time.perf_counter()
+    return Score(synflow(arch, bench.cfg.dataset.nc, bench.cfg.schedule["imgsz"], seed), time.perf_counter() - t)
+
+
+def gflops_score(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Score:
+    """Minus the GFLOPs at the preset's deployment size: a search's cost objective read as an accuracy ranking."""
+    t = time.perf_counter()
+    return Score(-architecture_cost(arch, bench.cfg.dataset.nc, bench.cfg.imgsz).gflops, time.perf_counter() - t)
+
+
+def _score_settings(bench: Bench, score: str, **extra: Any) -> dict:
+    """Return what a score mode's results depend on."""
+    cfg = bench.cfg
+    return {"study": cfg.name, "dataset": cfg.dataset.description, "device": "cpu", "score": score, **extra}
+
+
 @dataclass(frozen=True)
 class Mode:
     """One role: how a unit runs, what its results depend on, and an optional one-off step (``step``: its name)."""
@@ -260,6 +303,7 @@ class Mode:
     prepare: Callable[[Bench], dict] | None = None
     step: str = ""
     makes: str = ""  # what the one-off step makes: modes making the same (one supernet file) share one step unit
+    field: str = "map50_95"  # the record's value this mode is ranked by ("score" for a score mode)
 
 
 REFERENCE = Mode(
@@ -295,6 +339,24 @@ MODES: dict[str, Mode] = {
         for epochs, kernels in ((SUPERNET_EPOCHS, "separate"), (SUPERNET_EPOCHS, "shared"), (48, "separate"))
         for n in (0, 1)
     },
+    "zico": Mode(
+        zico_score,
+        f"ZiCo at the seeded initialisation, {ZICO_BATCHES} batches of {ZICO_BATCH} training images (no training)",
+        lambda b: _score_settings(b, "zico", batches=ZICO_BATCHES, batch=ZICO_BATCH, imgsz=b.cfg.schedule["imgsz"]),
+        field="score",
+    ),
+    "synflow": Mode(
+        synflow_score,
+        "log SynFlow at the seeded initialisation (no data, no training)",
+        lambda b: _score_settings(b, "synflow", imgsz=b.cfg.schedule["imgsz"]),
+        field="score",
+    ),
+    "gflops": Mode(
+        gflops_score,
+        "minus the GFLOPs at the deployment size (the cost objective ranked as if it were accuracy)",
+        lambda b: _score_settings(b, "gflops", imgsz=b.cfg.imgsz),
+        field="score",
+    ),
 }
 
 
@@ -340,6 +402,7 @@ def run_unit(bench: Bench, choices: tuple[tuple[str, str, int | None], ...], rol
         "seed": seed,
         "map50_95": None,
         "map50": None,
+        "score": None,
         "seconds": None,
         "epochs": None,
         "error": None,
@@ -352,6 +415,9 @@ def run_unit(bench: Bench, choices: tuple[tuple[str, str, int | None], ...], rol
             record.update(mode.prepare(bench), seconds=round(time.perf_counter() - t, 1))
         else:
             out = mode.run(bench, arch, seed, folder)
+            if isinstance(out, Score):
+                record.update(score=round(out.value, 5), seconds=round(out.seconds, 3))
+                return record
             out = out if isinstance(out, Outcome) else Outcome(*out)
             record.update(
                 map50_95=round(out.map50_95, 5),
@@ -514,16 +580,33 @@ def correlation(a: list[float], b: list[float], labels: tuple[str, str] = ("prox
     return out
 
 
-def _spread(values: dict[str, dict[int, float]], seeds: list[int]) -> dict:
-    """Return the seed-to-seed correlation (first two seeds) and the per-architecture range over the seeds."""
+def _spread(values: dict[str, dict[int, float]], seeds: list[int], field: str = "map50_95") -> dict:
+    """Return the seed-to-seed correlation (first two seeds) and the per-architecture range of ``field`` over the
+    seeds."""
     both = [k for k, v in values.items() if all(s in v for s in seeds[:2])]
     a, b = ([values[k][s] for k in both] for s in seeds[:2])
     figures = correlation(a, b, (f"seed {seeds[0]}", f"seed {seeds[1]}"))
     ranges = [max(v.values()) - min(v.values()) for v in values.values() if len(v) > 1]
     figures["seeds"] = seeds[:2]
-    figures["mean_range_map50_95"] = round(statistics.fmean(ranges), 5) if ranges else None
-    figures["max_range_map50_95"] = round(max(ranges), 5) if ranges else None
+    figures[f"mean_range_{field}"] = round(statistics.fmean(ranges), 5) if ranges else None
+    figures[f"max_range_{field}"] = round(max(ranges), 5) if ranges else None
     return figures
+
+
+def _split_half(values: dict[str, dict[int, float]], seeds: list[int]) -> dict | None:
+    """Return how a mean over half of ``seeds`` repeats itself: the correlation between the mean of the first half
+    and the mean of the second half, on the architectures trained with every seed (None below four seeds).
+
+    A reference averaged over all the seeds is steadier than either half, so this is a lower bound of its
+    repeatability."""
+    half = len(seeds) // 2
+    if half < 2:
+        return None
+    halves = seeds[:half], seeds[half : 2 * half]
+    every = [k for k, v in values.items() if all(s in v for s in seeds[: 2 * half])]
+    a, b = ([statistics.fmean(values[k][s] for s in h) for k in every] for h in halves)
+    names = tuple(f"mean of seeds {', '.join(map(str, h))}" for h in halves)
+    return correlation(a, b, names) | {"halves": [list(h) for h in halves]}
 
 
 def _by_arch(done: dict, role: str, order: list[str], field: str = "map50_95") -> dict[str, dict[int, float]]:
@@ -597,7 +680,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
     modes = {}
     for name in args.modes:
         mode = MODES[name]
-        proxy = _by_arch(done, name, order)
+        proxy = _by_arch(done, name, order, mode.field)
         first = {k: v[args.proxy_seeds[0]] for k, v in proxy.items() if args.proxy_seeds[0] in v}
         keys = [k for k in order if k in first and k in ref_mean]
         figures: dict[str, Any] = {
@@ -618,10 +701,11 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
                 "epochs": step and step["epochs"],
                 "note": step and step["note"],
             }
-        figures["seed_to_seed"] = _spread(proxy, args.proxy_seeds) if len(args.proxy_seeds) > 1 else None
+        spread = _spread(proxy, args.proxy_seeds, mode.field) if len(args.proxy_seeds) > 1 else None
+        figures["seed_to_seed"] = spread
         modes[name] = figures
     roles_run = ("reference", *args.modes)
-    maps = {role: _by_arch(done, role, order) for role in roles_run}
+    maps = {role: _by_arch(done, role, order, role_mode(role)[0].field) for role in roles_run}
     secs = {role: _by_arch(done, role, order, "seconds") for role in roles_run}
     architectures = []
     for arch in archs:
@@ -645,12 +729,16 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
     default = default_mode(cfg)
     headline = modes.get(default, {})
     repeatability = _spread(ref, args.reference_seeds) if len(args.reference_seeds) > 1 else None
+    of_mean = _split_half(ref, args.reference_seeds)
+    # the ceiling of the reference as used (a mean over its seeds), where enough seeds measure it
+    ceiling = of_mean if of_mean and of_mean["spearman"] is not None else repeatability
     figures = {
         "default_mode": default,
         "spearman": headline.get("spearman"),
         "kendall": headline.get("kendall"),
         "spearman_ci90": headline.get("spearman_90"),
-        "repeatability_spearman": repeatability and repeatability["spearman"],
+        "repeatability_spearman": ceiling and ceiling["spearman"],
+        "repeatability_single_seed_spearman": repeatability and repeatability["spearman"],
         "complete": len(done) == len(units),
         "progress": progress,
         "preset": cfg.name,
@@ -668,6 +756,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             "second_seed_on": args.second_seed_on,
             "mean_seconds": _mean_seconds(done, "reference"),
             "repeatability": repeatability,
+            "repeatability_of_mean": of_mean,
         },
         "by_mode": modes,
         "bar_spearman": BAR_SPEARMAN,
@@ -738,6 +827,14 @@ def print_table(s: dict) -> None:
             f"Kendall {_fmt(rep['kendall'], rep['kendall_90'])}; per-architecture range mean "
             f"{rep['mean_range_map50_95']}, max {rep['max_range_map50_95']} mAP50-95"
             + (f"  ({rep['note']})" if rep["note"] else "")
+        )
+    half = r.get("repeatability_of_mean")
+    if half and half["spearman"] is not None:
+        print(
+            f"  repeatability of a mean over {len(half['halves'][0])} seeds (seeds {half['halves'][0]} vs "
+            f"{half['halves'][1]}, {half['n_architectures']} architectures): Spearman "
+            f"{_fmt(half['spearman'], half['spearman_90'])}, Kendall {_fmt(half['kendall'], half['kendall_90'])}; "
+            f"the reference is the mean over all {len(r['seeds'])} seeds"
         )
     head = f"{'mode':<17} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
     print("\n" + head + f"{'seed-to-seed ρ':<14} {'s/trial':>8}  one-off")
@@ -820,8 +917,16 @@ def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO
                     done[unit.id] = record
                 else:
                     status = 1
-                m = record["map50_95"]
-                what = f"FAILED {record['error']}" if record["error"] else "done" if m is None else f"mAP50-95 {m:.4f}"
+                m, score = record["map50_95"], record.get("score")
+                what = (
+                    f"FAILED {record['error']}"
+                    if record["error"]
+                    else f"score {score:.4f}"
+                    if score is not None
+                    else "done"
+                    if m is None
+                    else f"mAP50-95 {m:.4f}"
+                )
                 print(
                     f"[{len(done)}/{len(units)}] {unit.key} {unit.role} seed {unit.seed}: {what} "
                     f"({record['seconds']} s) {record['summary']}",

@@ -1,0 +1,61 @@
+"""Zero-cost scores (ZiCo, SynFlow): labelled batches, determinism per seed, and scores that tell models apart."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from nas.measure.zero_cost import labelled_batches, synflow, zico
+from nas.space import load_space
+
+SPACE = {
+    "base": "yolo11n.yaml",
+    "points": [{"name": "down", "layers": [3], "choices": ["Conv", "GhostV2", "ConvNeXt"]}],
+}
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory: pytest.TempPathFactory) -> object:
+    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(SPACE))
+    return load_space(str(path))
+
+
+@pytest.fixture(scope="module")
+def batches(tiny_dataset: Path) -> list[dict]:
+    return labelled_batches(tiny_dataset, 64, count=2, batch=4)
+
+
+def test_labelled_batches_hold_letterboxed_images_and_their_boxes(batches: list[dict]) -> None:
+    assert len(batches) == 2
+    for b in batches:
+        assert b["img"].shape == (4, 3, 64, 64) and b["img"].dtype == torch.float32
+        assert float(b["img"].min()) >= 0.0 and float(b["img"].max()) <= 1.0
+        assert b["bboxes"].shape[1] == 4 and len(b["cls"]) == len(b["bboxes"]) == len(b["batch_idx"])
+        assert set(b["batch_idx"].long().tolist()) <= {0, 1, 2, 3}
+
+
+def test_zico_is_finite_repeats_for_a_seed_and_tells_architectures_apart(space: object, batches: list[dict]) -> None:
+    stock, ghost = space.stock(), space.architecture({"down": "GhostV2"})
+    first = zico(stock, 5, batches, seed=0)
+    assert math.isfinite(first)
+    assert zico(stock, 5, batches, seed=0) == pytest.approx(first, rel=1e-6)
+    assert zico(stock, 5, batches, seed=1) != pytest.approx(first, rel=1e-6)  # another initialisation
+    assert zico(ghost, 5, batches, seed=0) != pytest.approx(first, rel=1e-6)
+
+
+def test_zico_needs_two_batches(space: object, batches: list[dict]) -> None:
+    with pytest.raises(ValueError, match="at least 2 batches"):
+        zico(space.stock(), 5, batches[:1])
+
+
+def test_synflow_is_finite_repeats_for_a_seed_and_tells_architectures_apart(space: object) -> None:
+    stock, convnext = space.stock(), space.architecture({"down": "ConvNeXt"})
+    first = synflow(stock, 5, 64, seed=0)
+    assert math.isfinite(first)
+    assert synflow(stock, 5, 64, seed=0) == pytest.approx(first, rel=1e-9)
+    assert synflow(convnext, 5, 64, seed=0) != pytest.approx(first, rel=1e-6)

@@ -17,6 +17,8 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
            one-off step "supernetN:base[-eE][-shared]"), -shared: one largest Conv2Former kernel whose centre
            the smaller kernels take (supernet_kernels: shared), BatchNorm recalibrated, N fine-tune epochs without
            warm-up (init: supernet)
+  supernet1-lr0.0003[-f0.25]  the same with one fine-tune epoch at a tenth of light's learning rate (-f0.25: on the
+           first quarter of the training images)
   zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
   gflops   minus the GFLOPs at the deployment size (the cost objective itself): how far cost alone ranks
 A score mode's record holds its value under "score" (no mAP); it is ranked like an mAP (higher: better).
@@ -92,6 +94,8 @@ SUPERNET_EPOCHS = 16
 PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_on": 6}
 
 UnitId = tuple[str, str, int]  # (architecture key, role, seed)
+Tune = tuple[tuple[str, float], ...]  # a supernet mode's changes to the fine-tune schedule (lr0, fraction)
+LOW_LR = 0.0003  # a tenth of light's lr0: the inherited weights are meant to move little
 
 
 class Outcome(NamedTuple):
@@ -213,15 +217,17 @@ def _supernet_base(epochs: int, kernels: str) -> Callable[[Bench], dict]:
     return prepare
 
 
-def _from_supernet(fine_tune: int, epochs: int, kernels: str) -> Callable[[Bench, Architecture, int, Path], Outcome]:
+def _from_supernet(
+    fine_tune: int, epochs: int, kernels: str, tune: Tune = ()
+) -> Callable[[Bench, Architecture, int, Path], Outcome]:
     """Return the mode that inherits a path of the supernet trained ``epochs`` with ``kernels`` (separate or
-    shared Conv2Former kernels), recalibrates BatchNorm and
-    fine-tunes ``fine_tune`` epochs (0: validated as inherited); the seconds are the trial's from inheriting to the
+    shared Conv2Former kernels), recalibrates BatchNorm and fine-tunes ``fine_tune`` epochs (0: validated as
+    inherited) with the preset's schedule changed by ``tune``; the seconds are the trial's from inheriting to the
     validation."""
 
     def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
         cfg = bench.supernet_cfg(epochs, kernels)
-        cfg = replace(cfg, schedule={**cfg.schedule, "epochs": fine_tune})
+        cfg = replace(cfg, schedule={**cfg.schedule, **dict(tune), "epochs": fine_tune})
         weights = train_supernet(cfg, bench.supernet_root, bench.device, bench.base_seed)
         t = time.perf_counter()
         r, _ = supernet_proxy(arch, cfg, weights, workdir / "train", bench.device, seed)
@@ -230,20 +236,22 @@ def _from_supernet(fine_tune: int, epochs: int, kernels: str) -> Callable[[Bench
     return run
 
 
-def supernet_mode(fine_tune: int, epochs: int, kernels: str, step: bool = False) -> str:
-    """Return the name of a supernet mode (``step``: of its one-off step), e.g. supernet0, supernet1-e48-shared."""
+def supernet_mode(fine_tune: int, epochs: int, kernels: str, step: bool = False, tune: Tune = ()) -> str:
+    """Return the name of a supernet mode (``step``: of its one-off step), e.g. supernet0, supernet1-e48-shared,
+    supernet1-lr0.0003-f0.25 (``tune``: its fine-tune's learning rate and fraction of the training images)."""
     suffix = ("" if epochs == SUPERNET_EPOCHS else f"-e{epochs}") + ("" if kernels == "separate" else f"-{kernels}")
     if step:
         return "base" + suffix
-    return f"supernet{fine_tune}{suffix}"
+    short = {"lr0": "lr", "fraction": "f"}
+    return f"supernet{fine_tune}{suffix}" + "".join(f"-{short[k]}{v:g}" for k, v in tune)
 
 
-def _supernet_settings(bench: Bench, fine_tune: int, epochs: int, kernels: str) -> dict:
+def _supernet_settings(bench: Bench, fine_tune: int, epochs: int, kernels: str, tune: Tune = ()) -> dict:
     """Return what a supernet mode's results depend on (its fine-tune schedule as ``supernet_proxy`` runs it)."""
     shared = {"supernet_kernels": kernels} if kernels != "separate" else {}  # records from before the choice
     settings = _settings(bench, "supernet", fine_tune, supernet_epochs=epochs, base_seed=bench.base_seed, **shared)
     if fine_tune:
-        settings["schedule"] = fine_tune_schedule(settings["schedule"])
+        settings["schedule"] = fine_tune_schedule({**settings["schedule"], **dict(tune)})
     return settings
 
 
@@ -338,6 +346,19 @@ MODES: dict[str, Mode] = {
         )
         for epochs, kernels in ((SUPERNET_EPOCHS, "separate"), (SUPERNET_EPOCHS, "shared"), (48, "separate"))
         for n in (0, 1)
+    },
+    **{
+        supernet_mode(1, SUPERNET_EPOCHS, "separate", tune=tune): Mode(
+            _from_supernet(1, SUPERNET_EPOCHS, "separate", tune),
+            f"inherits its path of the supernet trained once for {SUPERNET_EPOCHS} epochs, BatchNorm recalibrated, "
+            f"1 fine-tune epoch without warm-up at lr0 {LOW_LR:g}"
+            + (f" on the first {dict(tune)['fraction']:.0%} of the training images" if len(tune) > 1 else ""),
+            functools.partial(_supernet_settings, fine_tune=1, epochs=SUPERNET_EPOCHS, kernels="separate", tune=tune),
+            prepare=_supernet_base(SUPERNET_EPOCHS, "separate"),
+            step=supernet_mode(1, SUPERNET_EPOCHS, "separate", step=True),
+            makes=f"supernet-e{SUPERNET_EPOCHS}-separate",
+        )
+        for tune in ((("lr0", LOW_LR),), (("lr0", LOW_LR), ("fraction", 0.25)))
     },
     "zico": Mode(
         zico_score,

@@ -17,8 +17,8 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
            one-off step "supernetN:base[-eE][-shared]"), -shared: one largest Conv2Former kernel whose centre
            the smaller kernels take (supernet_kernels: shared), BatchNorm recalibrated, N fine-tune epochs without
            warm-up (init: supernet)
-  supernet1-lr0.0003[-f0.25]  the same with one fine-tune epoch at a tenth of light's learning rate (-f0.25: on the
-           first quarter of the training images)
+  supernet1-lr0.0003[-f0.25]  the same with one fine-tune epoch at lr0 0.0003, a tenth of light's (-f0.25: on
+           the first quarter of the training images)
   zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
   gflops   minus the GFLOPs at the deployment size (the cost objective itself): how far cost alone ranks
 A score mode's record holds its value under "score" (no mAP); it is ranked like an mAP (higher: better).
@@ -95,7 +95,7 @@ PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_
 
 UnitId = tuple[str, str, int]  # (architecture key, role, seed)
 Tune = tuple[tuple[str, float], ...]  # a supernet mode's changes to the fine-tune schedule (lr0, fraction)
-LOW_LR = 0.0003  # a tenth of light's lr0: the inherited weights are meant to move little
+LOW_LR = 0.0003  # a tenth of light's lr0 (0.003): the inherited weights are meant to move little
 
 
 class Outcome(NamedTuple):
@@ -226,9 +226,9 @@ def _from_supernet(
     validation."""
 
     def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
-        cfg = bench.supernet_cfg(epochs, kernels)
-        cfg = replace(cfg, schedule={**cfg.schedule, **dict(tune), "epochs": fine_tune})
-        weights = train_supernet(cfg, bench.supernet_root, bench.device, bench.base_seed)
+        base = bench.supernet_cfg(epochs, kernels)  # the supernet every supernet mode shares: never tuned
+        weights = train_supernet(base, bench.supernet_root, bench.device, bench.base_seed)
+        cfg = replace(base, schedule={**base.schedule, **dict(tune), "epochs": fine_tune})
         t = time.perf_counter()
         r, _ = supernet_proxy(arch, cfg, weights, workdir / "train", bench.device, seed)
         return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs, r.threads)
@@ -305,7 +305,7 @@ def _score_settings(bench: Bench, score: str, **extra: Any) -> dict:
 class Mode:
     """One role: how a unit runs, what its results depend on, and an optional one-off step (``step``: its name)."""
 
-    run: Callable[[Bench, Architecture, int, Path], Outcome | tuple[float, float]]
+    run: Callable[[Bench, Architecture, int, Path], Outcome | Score | tuple[float, float]]
     about: str
     settings: Callable[[Bench], dict]
     prepare: Callable[[Bench], dict] | None = None
@@ -379,6 +379,19 @@ MODES: dict[str, Mode] = {
         field="score",
     ),
 }
+
+
+# what a plain command runs: the modes of proxy_fidelity.json (the others are named with --modes)
+DEFAULT_MODES = (
+    "scratch",
+    "warm",
+    "supernet0",
+    "supernet1",
+    "supernet0-shared",
+    "supernet1-shared",
+    "supernet0-e48",
+    "supernet1-e48",
+)
 
 
 def role_mode(role: str) -> tuple[Mode, bool]:
@@ -582,7 +595,7 @@ def correlation(a: list[float], b: list[float], labels: tuple[str, str] = ("prox
     constant = [side for side, xs in zip(labels, (a, b), strict=True) if len(set(xs)) == 1]
     if constant:
         verb = "give" if len(constant) > 1 else "gives"
-        out["note"] = f"constant ranks: the {' and the '.join(constant)} {verb} every architecture the same mAP50-95"
+        out["note"] = f"constant ranks: the {' and the '.join(constant)} {verb} every architecture the same value"
         return out
     out["spearman"], out["kendall"] = round(spearman(a, b), 4), round(kendall(a, b), 4)
     rng = random.Random(BOOTSTRAP_SEED)
@@ -641,7 +654,7 @@ def _by_arch(done: dict, role: str, order: list[str], field: str = "map50_95") -
 
 def _mean_seconds(done: dict, role: str) -> float | None:
     secs = [rec["seconds"] for (_, r, _), rec in done.items() if r == role]
-    return round(statistics.fmean(secs), 1) if secs else None
+    return round(statistics.fmean(secs), 3) if secs else None
 
 
 def top_k(keys: list[str], proxy: dict[str, float], ref: dict[str, float]) -> dict:
@@ -658,7 +671,7 @@ def top_k(keys: list[str], proxy: dict[str, float], ref: dict[str, float]) -> di
         out["top3_note"] = f"{len(keys)} architecture(s) ranked: a top {TOP} holds them all"
         return out
     if len({ref[k] for k in keys}) == 1 or len({proxy[k] for k in keys}) == 1:
-        out["top3_note"] = "constant ranks: the reference or the proxy gives every architecture the same mAP50-95"
+        out["top3_note"] = "constant ranks: the reference or the proxy gives every architecture the same value"
         return out
     ranked = sorted(keys, key=lambda k: -proxy[k])  # ties keep the draw order
     best = max(ref[k] for k in keys)
@@ -750,15 +763,25 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
     default = default_mode(cfg)
     headline = modes.get(default, {})
     repeatability = _spread(ref, args.reference_seeds) if len(args.reference_seeds) > 1 else None
-    of_mean = _split_half(ref, args.reference_seeds)
-    # the ceiling of the reference as used (a mean over its seeds), where enough seeds measure it
+    # the ceiling of the reference as used (a mean over its seeds), where every architecture has every seed
+    of_mean = _split_half(ref, args.reference_seeds) if args.second_seed_on == args.n else None
+    if of_mean and of_mean["n_architectures"] < len(archs):
+        of_mean = None  # partial: a ceiling over some architectures would not be the reference's
     ceiling = of_mean if of_mean and of_mean["spearman"] is not None else repeatability
+    basis = None
+    if ceiling is of_mean and of_mean:
+        half = of_mean["halves"]
+        basis = f"mean of seeds {half[0]} vs mean of seeds {half[1]} ({of_mean['n_architectures']} architectures)"
+    elif repeatability:
+        basis = f"seed {repeatability['seeds'][0]} vs seed {repeatability['seeds'][1]} "
+        basis += f"({repeatability['n_architectures']} architectures)"
     figures = {
         "default_mode": default,
         "spearman": headline.get("spearman"),
         "kendall": headline.get("kendall"),
         "spearman_ci90": headline.get("spearman_90"),
         "repeatability_spearman": ceiling and ceiling["spearman"],
+        "repeatability_basis": basis,
         "repeatability_single_seed_spearman": repeatability and repeatability["spearman"],
         "complete": len(done) == len(units),
         "progress": progress,
@@ -828,6 +851,10 @@ def _fmt(x: float | None, interval: list[float] | None = None) -> str:
     return f"{x:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{x:.3f}"
 
 
+def _seconds(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}" if x >= 1 else f"{x:.3f}"
+
+
 def print_table(s: dict) -> None:
     """Print the summary as a table."""
     p = s["progress"]
@@ -867,7 +894,7 @@ def print_table(s: dict) -> None:
         print(
             f"{name:<17} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
             f"{_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
-            f"{_fmt(sts and sts['spearman']):<14} {m['mean_seconds_per_trial'] or '-':>8}  {one_s}"
+            f"{_fmt(sts and sts['spearman']):<14} {_seconds(m['mean_seconds_per_trial']):>8}  {one_s}"
         )
     for name, m in s["by_mode"].items():
         for what, note in (
@@ -979,7 +1006,7 @@ def main() -> None:
     ap.add_argument("--reference-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--proxy-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--second-seed-on", type=int, default=6, help="the seeds after the first: on the first N archs")
-    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(DEFAULT_MODES))
     ap.add_argument(
         "--proxy-epochs",
         type=int,

@@ -54,13 +54,15 @@ def preset(study: str, smoke_fast: bool) -> StudyConfig:
 
 
 def one_off(cfg: StudyConfig, workdir: Path, seed: int) -> tuple[Path | None, float]:
-    """Do the preset's one-off step (train its supernet or warm base) once in ``workdir/shared``; return the file
-    (None if the preset has none) and the seconds it took (0 if it was there already)."""
+    """Do the preset's one-off step (train its supernet or warm base with ``seed``) once in
+    ``workdir/shared/<preset>-s<seed>``; return the file (None if the preset has none) and the seconds it took (0 if
+    it was there already)."""
     t = time.perf_counter()
+    folder = workdir / "shared" / f"{cfg.name}-s{seed}"
     if cfg.init == "supernet":
-        path = train_supernet(cfg, workdir / "shared", "cpu", seed, log=say)
+        path = train_supernet(cfg, folder, "cpu", seed, log=say)
     elif cfg.init == "warm":
-        path = warm_start_weights(cfg, workdir / "shared", "cpu", seed, log=say)
+        path = warm_start_weights(cfg, folder, "cpu", seed, log=say)
     else:
         return None, 0.0
     return path, time.perf_counter() - t
@@ -78,9 +80,12 @@ def run(
     cfg = preset(preset_name, smoke_fast)
     name = f"{sampler}-s{seed}"
     done = workdir / f"{name}.json"
-    setting = {"preset": cfg.name, "smoke_fast": smoke_fast, "trials": trials}
+    setting = {"preset": cfg.name, "smoke_fast": smoke_fast, "trials": trials, "one_off": shared and str(shared)}
     if done.is_file():
-        old = json.loads(done.read_text())
+        try:
+            old = json.loads(done.read_text())
+        except json.JSONDecodeError:
+            old = {}
         if old.get("setting") == setting:
             print(f"{name}: finished before ({done}), read back", flush=True)
             return {"sampler": sampler, "seed": seed, "values": old["values"], "seconds": old["seconds"]}
@@ -92,7 +97,9 @@ def run(
     study, seconds = run_fresh_study(cfg, workdir / f"{name}.db", run)
     ordered = sorted(completed(study), key=lambda t: t.number)
     values = [[values_of(t)[n] for n in NAMES] for t in ordered]
-    done.write_text(json.dumps({"setting": setting, "values": values, "seconds": round(seconds, 1)}))
+    partial = done.with_suffix(".part")
+    partial.write_text(json.dumps({"setting": setting, "values": values, "seconds": round(seconds, 1)}))
+    partial.replace(done)  # a kill while writing leaves no half-written result
     print(f"{name}: {len(values)} trials in {seconds:.0f} s", flush=True)
     return {"sampler": sampler, "seed": seed, "values": values, "seconds": round(seconds, 1)}
 

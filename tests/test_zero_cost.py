@@ -9,17 +9,18 @@ import pytest
 import torch
 import yaml
 
-from nas.measure.zero_cost import labelled_batches, synflow, zico
-from nas.space import load_space
+from modules.dynamic_conv import DynamicConv2d
+from nas.measure.zero_cost import labelled_batches, layer_weights, synflow, zico
+from nas.space import SearchSpace, load_space
 
 SPACE = {
     "base": "yolo11n.yaml",
-    "points": [{"name": "down", "layers": [3], "choices": ["Conv", "GhostV2", "ConvNeXt"]}],
+    "points": [{"name": "down", "layers": [3], "choices": ["Conv", "GhostV2", "ConvNeXt", "DynamicConv"]}],
 }
 
 
 @pytest.fixture(scope="module")
-def space(tmp_path_factory: pytest.TempPathFactory) -> object:
+def space(tmp_path_factory: pytest.TempPathFactory) -> SearchSpace:
     path = tmp_path_factory.mktemp("space") / "tiny.yaml"
     path.write_text(yaml.safe_dump(SPACE))
     return load_space(str(path))
@@ -39,7 +40,9 @@ def test_labelled_batches_hold_letterboxed_images_and_their_boxes(batches: list[
         assert set(b["batch_idx"].long().tolist()) <= {0, 1, 2, 3}
 
 
-def test_zico_is_finite_repeats_for_a_seed_and_tells_architectures_apart(space: object, batches: list[dict]) -> None:
+def test_zico_is_finite_repeats_for_a_seed_and_tells_architectures_apart(
+    space: SearchSpace, batches: list[dict]
+) -> None:
     stock, ghost = space.stock(), space.architecture({"down": "GhostV2"})
     first = zico(stock, 5, batches, seed=0)
     assert math.isfinite(first)
@@ -48,14 +51,34 @@ def test_zico_is_finite_repeats_for_a_seed_and_tells_architectures_apart(space: 
     assert zico(ghost, 5, batches, seed=0) != pytest.approx(first, rel=1e-6)
 
 
-def test_zico_needs_two_batches(space: object, batches: list[dict]) -> None:
+def test_zico_needs_two_batches(space: SearchSpace, batches: list[dict]) -> None:
     with pytest.raises(ValueError, match="at least 2 batches"):
         zico(space.stock(), 5, batches[:1])
 
 
-def test_synflow_is_finite_repeats_for_a_seed_and_tells_architectures_apart(space: object) -> None:
+def test_synflow_is_finite_repeats_for_a_seed_and_tells_architectures_apart(space: SearchSpace) -> None:
     stock, convnext = space.stock(), space.architecture({"down": "ConvNeXt"})
     first = synflow(stock, 5, 64, seed=0)
     assert math.isfinite(first)
     assert synflow(stock, 5, 64, seed=0) == pytest.approx(first, rel=1e-9)
     assert synflow(convnext, 5, 64, seed=0) != pytest.approx(first, rel=1e-6)
+
+
+def test_dynamicconv_kernel_bank_counts_as_a_layer_weight_and_batchnorm_does_not(space: SearchSpace) -> None:
+    from nas.measure.cost import build_model
+
+    model = build_model(space.architecture({"down": "DynamicConv"}).model_dict(5))
+    weights = {id(w) for w in layer_weights(model)}
+    banks = [m.weight for m in model.modules() if isinstance(m, DynamicConv2d)]
+    assert banks and all(id(b) in weights for b in banks)  # convolved through F.conv2d, not an nn.Conv2d
+    norms = [m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(id(n) in weights for n in norms)
+
+
+def test_scores_leave_torch_global_random_state_alone(space: SearchSpace, batches: list[dict]) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    zico(space.stock(), 5, batches, seed=0)
+    synflow(space.stock(), 5, 64, seed=0)
+    assert torch.equal(torch.rand(3), expected)

@@ -627,6 +627,36 @@ def _spread(values: dict[str, dict[int, float]], seeds: list[int], field: str = 
     return figures
 
 
+def _pairwise(values: dict[str, dict[int, float]], seeds: list[int]) -> dict | None:
+    """Return the Spearman of every pair of ``seeds`` (on the architectures trained with both), their mean, and the
+    Spearman-Brown estimate of how a mean over all the seeds would repeat itself, k r / (1 + (k - 1) r) with k seeds
+    and r the mean pairwise Spearman: an estimate, not a measurement (None below three seeds)."""
+    if len(seeds) < 3:
+        return None
+    pairs = []
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1 :]:
+            both = [k for k, v in values.items() if a in v and b in v]
+            if len(both) >= MIN_RANKED:
+                pairs.append(
+                    {
+                        "seeds": [a, b],
+                        "n_architectures": len(both),
+                        "spearman": round(spearman([values[k][a] for k in both], [values[k][b] for k in both]), 4),
+                    }
+                )
+    if not pairs:
+        return None
+    r = statistics.fmean(p["spearman"] for p in pairs)
+    k = len(seeds)
+    return {
+        "pairs": pairs,
+        "mean_pairwise_spearman": round(r, 4),
+        "spearman_brown_estimate_of_mean": round(k * r / (1 + (k - 1) * r), 4) if r > -1 / (k - 1) else None,
+        "seeds_in_mean": k,
+    }
+
+
 def _split_half(values: dict[str, dict[int, float]], seeds: list[int]) -> dict | None:
     """Return how a mean over half of ``seeds`` repeats itself: the correlation between the mean of the first half
     and the mean of the second half, on the architectures trained with every seed (None below four seeds).
@@ -767,11 +797,15 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
     of_mean = _split_half(ref, args.reference_seeds) if args.second_seed_on == args.n else None
     if of_mean and of_mean["n_architectures"] < len(archs):
         of_mean = None  # partial: a ceiling over some architectures would not be the reference's
-    ceiling = of_mean if of_mean and of_mean["spearman"] is not None else repeatability
-    basis = None
-    if ceiling is of_mean and of_mean:
+    pairwise = _pairwise(ref, args.reference_seeds) if args.second_seed_on == args.n else None
+    ceiling, basis = repeatability and repeatability["spearman"], None
+    if of_mean and of_mean["spearman"] is not None:
         half = of_mean["halves"]
+        ceiling = of_mean["spearman"]
         basis = f"mean of seeds {half[0]} vs mean of seeds {half[1]} ({of_mean['n_architectures']} architectures)"
+    elif pairwise:  # every pair of single seeds, not only the first (which may have been a lucky draw)
+        ceiling = pairwise["mean_pairwise_spearman"]
+        basis = f"mean Spearman over the {len(pairwise['pairs'])} pairs of single seeds"
     elif repeatability:
         basis = f"seed {repeatability['seeds'][0]} vs seed {repeatability['seeds'][1]} "
         basis += f"({repeatability['n_architectures']} architectures)"
@@ -780,7 +814,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         "spearman": headline.get("spearman"),
         "kendall": headline.get("kendall"),
         "spearman_ci90": headline.get("spearman_90"),
-        "repeatability_spearman": ceiling and ceiling["spearman"],
+        "repeatability_spearman": ceiling,
         "repeatability_basis": basis,
         "repeatability_single_seed_spearman": repeatability and repeatability["spearman"],
         "complete": len(done) == len(units),
@@ -801,6 +835,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             "mean_seconds": _mean_seconds(done, "reference"),
             "repeatability": repeatability,
             "repeatability_of_mean": of_mean,
+            "pairwise": pairwise,
         },
         "by_mode": modes,
         "bar_spearman": BAR_SPEARMAN,
@@ -875,6 +910,14 @@ def print_table(s: dict) -> None:
             f"Kendall {_fmt(rep['kendall'], rep['kendall_90'])}; per-architecture range mean "
             f"{rep['mean_range_map50_95']}, max {rep['max_range_map50_95']} mAP50-95"
             + (f"  ({rep['note']})" if rep["note"] else "")
+        )
+    pairs = r.get("pairwise")
+    if pairs:
+        each = ", ".join(f"{p['seeds'][0]}-{p['seeds'][1]} {p['spearman']:.2f}" for p in pairs["pairs"])
+        print(
+            f"  seed pairs: {each}; mean {pairs['mean_pairwise_spearman']:.3f}; a mean over "
+            f"{pairs['seeds_in_mean']} seeds would repeat itself at about {pairs['spearman_brown_estimate_of_mean']} "
+            "(Spearman-Brown estimate)"
         )
     half = r.get("repeatability_of_mean")
     if half and half["spearman"] is not None:

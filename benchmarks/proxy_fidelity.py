@@ -927,7 +927,8 @@ def print_table(s: dict) -> None:
             f"{_fmt(half['spearman'], half['spearman_90'])}, Kendall {_fmt(half['kendall'], half['kendall_90'])}; "
             f"the reference is the mean over all {len(r['seeds'])} seeds"
         )
-    head = f"{'mode':<17} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
+    width = max([17, *map(len, s["by_mode"])])
+    head = f"{'mode':<{width}} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
     print("\n" + head + f"{'seed-to-seed ρ':<14} {'s/trial':>8}  one-off")
     for name, m in s["by_mode"].items():
         top = "-" if m["top3_contains_best"] is None else ("yes" if m["top3_contains_best"] else "no")
@@ -935,7 +936,7 @@ def print_table(s: dict) -> None:
         one = m.get("one_off")
         one_s = f"{one['seconds']} s ({one['step']})" if one and one["seconds"] is not None else "-"
         print(
-            f"{name:<17} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
+            f"{name:<{width}} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
             f"{_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
             f"{_fmt(sts and sts['spearman']):<14} {_seconds(m['mean_seconds_per_trial']):>8}  {one_s}"
         )

@@ -24,7 +24,9 @@ Runs go two at a time. Writes results/search_efficiency.json (results/search_eff
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -140,11 +142,17 @@ def main() -> None:
     cfg = preset(args.study, args.smoke_fast)
     shared, one_off_s = one_off(cfg, work, args.seeds[0])
     jobs = [(s, seed) for seed in args.seeds for s in args.samplers]
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the workers too, as Ctrl-C does
     with spawn_pool(args.jobs) as pool:
-        futures = [
-            pool.submit(run, args.study, args.smoke_fast, s, seed, args.trials, work, shared) for s, seed in jobs
-        ]
-        runs = [f.result() for f in futures]
+        try:
+            futures = [
+                pool.submit(run, args.study, args.smoke_fast, s, seed, args.trials, work, shared) for s, seed in jobs
+            ]
+            runs = [f.result() for f in futures]
+        except BaseException:
+            for p in multiprocessing.active_children():  # the pool's workers: stop their studies now
+                p.terminate()
+            raise
     lo, hi = bounds(by_name(v) for r in runs for v in r["values"])  # one scaling for every run
     checkpoints = sorted({c for c in CHECKPOINTS if c <= args.trials} | {args.trials})
     table: dict[str, dict] = {}

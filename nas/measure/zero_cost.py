@@ -116,7 +116,7 @@ def synflow(arch: Architecture, nc: int, imgsz: int, seed: int = 0) -> float:
     """
     model = _seeded_model(arch, nc, seed).double().train()
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             m.eval()  # in training mode a constant image would normalise to zero everywhere
     with torch.no_grad():
         for p in model.parameters():

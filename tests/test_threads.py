@@ -103,3 +103,20 @@ def test_the_foreign_load_sample_sees_a_process_that_keeps_a_core_busy() -> None
 def _spin() -> None:
     while True:
         pass
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected", "taken"),
+    [
+        ([0.2], 0.2, 1),  # idle at once: one sample, no wait
+        ([1.0, 0.1], 0.1, 2),  # a burst: the second sample sees the core free again
+        ([1.0, 0.9, 1.1], 0.9, 3),  # a steady load: still busy after every resample
+    ],
+)
+def test_a_busy_sample_is_taken_again_and_the_least_load_kept(
+    monkeypatch: pytest.MonkeyPatch, samples: list[float], expected: float, taken: int
+) -> None:
+    left = list(samples)
+    monkeypatch.setattr(threads, "_one_sample", lambda _s: left.pop(0))
+    assert REAL_BUSY_ELSEWHERE() == expected
+    assert len(samples) - len(left) == taken

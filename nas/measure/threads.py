@@ -7,12 +7,13 @@ file it holds an exclusive lock on while it trains) and takes
 
     min(usable cores // registered trainers, usable cores - cores other processes keep busy)
 
-threads, at least one. The foreign load is sampled from ``/proc/stat`` over a fraction of a second (Linux; elsewhere
-only the registry counts). The count is decided once, when a training starts, and kept to its end: a result is
-bitwise reproducible for a given seed and thread count (gradients summed by two threads differ from one thread's
-in the last bits), and the count is recorded with the result. ``NAS_TRAIN_THREADS`` pins it (for runs that must
-reproduce bit for bit on any load). The cost of deciding once: a training that started alone keeps every core
-when a second one starts later (which then takes one thread) until it ends.
+threads, at least one. The foreign load is sampled from ``/proc/stat`` over a fraction of a second, and again
+when it shows a busy core, keeping the least (Linux; elsewhere only the registry counts). The count is decided
+once, when a training starts, and kept to its end: a result is bitwise reproducible for a given seed and thread
+count (gradients summed by two threads differ from one thread's in the last bits), and the count is recorded with
+the result. ``NAS_TRAIN_THREADS`` pins it (for runs that must reproduce bit for bit on any load). The cost of
+deciding once: a training that started alone keeps every core when a second one starts later (which then takes
+one thread) until it ends.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..errors import UserError
 
 ENV = "NAS_TRAIN_THREADS"
 SAMPLE_S = 0.3
+RESAMPLES = 2
 _BUSY_FIELDS = (0, 1, 2, 5, 6)  # user, nice, system, irq, softirq of /proc/stat's "cpu" line (not steal, not idle)
 _held: int | None = None  # the count of this process's registered training, while one runs
 
@@ -61,7 +63,21 @@ def _jiffies() -> tuple[int, int] | None:
     return busy, int(own[11]) + int(own[12])  # utime, stime (fields 14 and 15 of the whole line)
 
 
-def busy_elsewhere(sample_s: float = SAMPLE_S) -> float:
+def busy_elsewhere(sample_s: float = SAMPLE_S, resamples: int = RESAMPLES) -> float:
+    """Return how many cores other processes keep busy: the least over consecutive samples of ``sample_s`` seconds
+    (0.0 without /proc).
+
+    An idle first sample ends it at once; a load it sees is sampled again, up to ``resamples`` times, so a burst
+    (a process starting, a file being written) does not cost a whole training a core while a steady load does."""
+    busy = _one_sample(sample_s)
+    for _ in range(resamples):
+        if round(busy) == 0:
+            break
+        busy = min(busy, _one_sample(sample_s))
+    return busy
+
+
+def _one_sample(sample_s: float) -> float:
     """Return how many cores other processes kept busy over the next ``sample_s`` seconds (0.0 without /proc)."""
     start = _jiffies()
     t = time.perf_counter()

@@ -33,6 +33,7 @@ from nas.measure.supernet import (
 from nas.measure.warm_start import made_once
 from nas.space import Choice, load_space
 from nas.study.records import record
+from tests.yolo_yaml import space_from_dict
 
 SPACE = {
     "base": "yolo11n.yaml",
@@ -66,9 +67,7 @@ def _randomize(net: torch.nn.Module) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory: pytest.TempPathFactory) -> object:
-    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(SPACE))
-    return load_space(str(path))
+    return space_from_dict(SPACE, tmp_path_factory.mktemp("space") / "tiny.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +77,7 @@ def supernet(space: object) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def shared_space(tmp_path_factory: pytest.TempPathFactory) -> object:
-    path = tmp_path_factory.mktemp("space") / "shared.yaml"
-    path.write_text(yaml.safe_dump(SHARED_SPACE))
-    return load_space(str(path))
+    return space_from_dict(SHARED_SPACE, tmp_path_factory.mktemp("space") / "shared.yaml")
 
 
 @pytest.fixture(scope="module")

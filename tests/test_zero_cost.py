@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from modules.dynamic_conv import DynamicConv2d
 from nas.measure.zero_cost import labelled_batches, layer_weights, synflow, zico
-from nas.space import SearchSpace, load_space
+from nas.space import SearchSpace
+from tests.yolo_yaml import space_from_dict
 
 SPACE = {
     "base": "yolo11n.yaml",
@@ -21,9 +21,7 @@ SPACE = {
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory: pytest.TempPathFactory) -> SearchSpace:
-    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(SPACE))
-    return load_space(str(path))
+    return space_from_dict(SPACE, tmp_path_factory.mktemp("space") / "tiny.yaml")
 
 
 @pytest.fixture(scope="module")

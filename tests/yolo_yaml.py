@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 from ultralytics.nn.tasks import yaml_model_load
 
+from nas.space import SearchSpace, load_space
+
 YOLO11_CONV_LAYERS = (1, 3, 5, 7)
 YOLO11_BLOCK_LAYERS = (2, 4, 6, 8)
 
@@ -72,3 +74,8 @@ def train_one_epoch(model_yaml: Path, data: Path, folder: Path) -> Path:
         seed=0,
     )
     return folder / "t" / "weights" / "best.pt"
+
+
+def space_from_dict(d: dict, path: Path) -> SearchSpace:
+    """Write the search space ``d`` as YAML to ``path`` and return it loaded (raises what ``load_space`` raises)."""
+    return load_space(str(write_yaml(d, path)))

@@ -7,12 +7,13 @@ and schedule otherwise; the first of --reference-seeds on every architecture, th
 --second-seed-on architectures. The Spearman between two reference seeds is the repeatability ceiling: no proxy
 can be expected to agree with the reference better than the reference agrees with itself.
 Proxy modes (--modes), each on the same architectures: the first of --proxy-seeds on every one, the others on the
-same first --second-seed-on ones (the mode's own seed-to-seed spread). A mode is one entry of MODES, a function
+same first --second-seed-on ones (the mode's own seed-to-seed spread; a seed of a mode with a one-off step is a
+second study: its warm base or supernet is trained again with that seed). A mode is one entry of MODES, a function
 (bench, arch, seed, workdir) -> (mAP50-95, seconds), with the settings its results depend on and an optional
 one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
   scratch  random init, the preset's schedule for --proxy-epochs (init: scratch)
-  warm     inherits every tensor it shares with the unmodified base, trained once for --warm-epochs with the first
-           proxy seed, then the preset's schedule for --proxy-epochs (init: warm); one-off step "warm:base"
+  warm     inherits every tensor it shares with the unmodified base, trained once per proxy seed for
+           --warm-epochs, then the preset's schedule for --proxy-epochs (init: warm); one-off step "warm:base"
   supernetN[-eE][-shared]  inherits its path of the weight-sharing supernet trained once for E epochs (default 16;
            one-off step "supernetN:base[-eE][-shared]"), -shared: one largest Conv2Former kernel whose centre
            the smaller kernels take (supernet_kernels: shared), BatchNorm recalibrated, N fine-tune epochs without
@@ -123,7 +124,6 @@ class Bench:
     device: str
     reference_epochs: int
     warm_epochs: int
-    base_seed: int  # the warm base and the supernet are trained once, with the first proxy seed
     workdir: Path
     proxy_epochs: int = 2  # the scratch and warm modes' epochs
     val_images: int | None = None  # the embedded dataset with this many validation images (same training images)
@@ -138,19 +138,17 @@ class Bench:
         """Return the preset (loaded once per process), with ``val_images`` validation images when set."""
         return _preset(self.study, self.val_images)
 
-    @property
-    def warm_root(self) -> Path:
-        """Return the folder of the warm-start base (one per preset)."""
-        return self.workdir / f"warm-{self.study}"
+    def warm_root(self, seed: int) -> Path:
+        """Return the folder of the warm-start base trained with ``seed`` (one per preset and seed)."""
+        return self.workdir / f"warm-{self.study}-s{seed}"
 
     def supernet_cfg(self, epochs: int, kernels: str = "separate") -> StudyConfig:
         """Return the preset as an ``init: supernet`` study whose supernet trains ``epochs`` with ``kernels``."""
         return replace(self.cfg, init="supernet", supernet_epochs=epochs, supernet_kernels=kernels)
 
-    @property
-    def supernet_root(self) -> Path:
-        """Return the folder of the supernet (one per preset)."""
-        return self.workdir / f"supernet-{self.study}"
+    def supernet_root(self, seed: int) -> Path:
+        """Return the folder of the supernets trained with ``seed`` (one per preset and seed)."""
+        return self.workdir / f"supernet-{self.study}-s{seed}"
 
 
 @functools.cache
@@ -189,28 +187,30 @@ def scratch(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outco
     return _train(bench, arch, bench.proxy_schedule, seed, workdir)
 
 
-def warm_base(bench: Bench) -> dict:
-    """Train the warm-start base once (the ``warm:base`` unit); return the fields its record adds."""
-    existed = warm_base_path(bench.warm_root, bench.warm_epochs).is_file()
-    path = warm_start_weights(bench.cfg, bench.warm_root, bench.device, bench.base_seed, bench.warm_epochs)
+def warm_base(bench: Bench, seed: int) -> dict:
+    """Train the warm-start base once per seed (the ``warm:base`` unit); return the fields its record adds."""
+    existed = warm_base_path(bench.warm_root(seed), bench.warm_epochs).is_file()
+    path = warm_start_weights(bench.cfg, bench.warm_root(seed), bench.device, seed, bench.warm_epochs)
     note = f"reused the existing {path}: its training time is not known" if existed else None
     return {"epochs": bench.warm_epochs, "note": note}
 
 
 def warm(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
-    """Inherit the base's matching tensors, then the preset's schedule. The base comes from the ``warm:base`` unit;
-    should its file be gone, it is trained again here, outside the seconds this returns."""
-    weights = warm_start_weights(bench.cfg, bench.warm_root, bench.device, bench.base_seed, bench.warm_epochs)
+    """Inherit the matching tensors of the base trained with ``seed``, then the preset's schedule. The base comes
+    from the ``warm:base`` unit; should its file be gone, it is trained again here, outside the seconds this
+    returns."""
+    weights = warm_start_weights(bench.cfg, bench.warm_root(seed), bench.device, seed, bench.warm_epochs)
     return _train(bench, arch, bench.proxy_schedule, seed, workdir, weights=weights)
 
 
-def _supernet_base(epochs: int, kernels: str) -> Callable[[Bench], dict]:
-    """Return the one-off step that trains the supernet for ``epochs`` with ``kernels`` (the modes of one supernet
-    share its file)."""
+def _supernet_base(epochs: int, kernels: str) -> Callable[[Bench, int], dict]:
+    """Return the one-off step that trains the supernet for ``epochs`` with ``kernels`` and a seed (the modes of one
+    supernet share its file)."""
 
-    def prepare(bench: Bench) -> dict:
-        existed = supernet_file(bench.supernet_root, epochs, kernels).is_file()
-        path = train_supernet(bench.supernet_cfg(epochs, kernels), bench.supernet_root, bench.device, bench.base_seed)
+    def prepare(bench: Bench, seed: int) -> dict:
+        root = bench.supernet_root(seed)
+        existed = supernet_file(root, epochs, kernels).is_file()
+        path = train_supernet(bench.supernet_cfg(epochs, kernels), root, bench.device, seed)
         note = f"reused the existing {path}: its training time is not known" if existed else None
         return {"epochs": epochs, "note": note}
 
@@ -221,13 +221,13 @@ def _from_supernet(
     fine_tune: int, epochs: int, kernels: str, tune: Tune = ()
 ) -> Callable[[Bench, Architecture, int, Path], Outcome]:
     """Return the mode that inherits a path of the supernet trained ``epochs`` with ``kernels`` (separate or
-    shared Conv2Former kernels), recalibrates BatchNorm and fine-tunes ``fine_tune`` epochs (0: validated as
-    inherited) with the preset's schedule changed by ``tune``; the seconds are the trial's from inheriting to the
-    validation."""
+    shared Conv2Former kernels) and the unit's seed, recalibrates BatchNorm and fine-tunes ``fine_tune`` epochs (0:
+    validated as inherited) with the preset's schedule changed by ``tune``; the seconds are the trial's from
+    inheriting to the validation. A second seed is a second study: its own supernet."""
 
     def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
         base = bench.supernet_cfg(epochs, kernels)  # the supernet every supernet mode shares: never tuned
-        weights = train_supernet(base, bench.supernet_root, bench.device, bench.base_seed)
+        weights = train_supernet(base, bench.supernet_root(seed), bench.device, seed)
         cfg = replace(base, schedule={**base.schedule, **dict(tune), "epochs": fine_tune})
         t = time.perf_counter()
         r, _ = supernet_proxy(arch, cfg, weights, workdir / "train", bench.device, seed)
@@ -246,10 +246,11 @@ def supernet_mode(fine_tune: int, epochs: int, kernels: str, step: bool = False,
     return f"supernet{fine_tune}{suffix}" + "".join(f"-{short[k]}{v:g}" for k, v in tune)
 
 
-def _supernet_settings(bench: Bench, fine_tune: int, epochs: int, kernels: str, tune: Tune = ()) -> dict:
-    """Return what a supernet mode's results depend on (its fine-tune schedule as ``supernet_proxy`` runs it)."""
+def _supernet_settings(bench: Bench, seed: int, fine_tune: int, epochs: int, kernels: str, tune: Tune = ()) -> dict:
+    """Return what a supernet mode's results depend on with ``seed`` (its fine-tune schedule as ``supernet_proxy``
+    runs it)."""
     shared = {"supernet_kernels": kernels} if kernels != "separate" else {}  # records from before the choice
-    settings = _settings(bench, "supernet", fine_tune, supernet_epochs=epochs, base_seed=bench.base_seed, **shared)
+    settings = _settings(bench, "supernet", fine_tune, supernet_epochs=epochs, base_seed=seed, **shared)
     if fine_tune:
         settings["schedule"] = fine_tune_schedule({**settings["schedule"], **dict(tune)})
     return settings
@@ -307,8 +308,8 @@ class Mode:
 
     run: Callable[[Bench, Architecture, int, Path], Outcome | Score | tuple[float, float]]
     about: str
-    settings: Callable[[Bench], dict]
-    prepare: Callable[[Bench], dict] | None = None
+    settings: Callable[[Bench, int], dict]  # of a unit with this seed
+    prepare: Callable[[Bench, int], dict] | None = None  # the one-off step for a seed
     step: str = ""
     makes: str = ""  # what the one-off step makes: modes making the same (one supernet file) share one step unit
     field: str = "map50_95"  # the record's value this mode is ranked by ("score" for a score mode)
@@ -317,19 +318,19 @@ class Mode:
 REFERENCE = Mode(
     reference,
     "from scratch for --reference-epochs",
-    lambda b: _settings(b, "scratch", b.reference_epochs),
+    lambda b, _seed: _settings(b, "scratch", b.reference_epochs),
 )
 MODES: dict[str, Mode] = {
     "scratch": Mode(
         scratch,
         "random init, the preset's schedule for --proxy-epochs",
-        lambda b: _settings(b, "scratch", b.proxy_epochs),
+        lambda b, _seed: _settings(b, "scratch", b.proxy_epochs),
     ),
     "warm": Mode(
         warm,
         "inherits the tensors of the unmodified base trained once for --warm-epochs, then the preset's schedule for "
         "--proxy-epochs",
-        lambda b: _settings(b, "warm", b.proxy_epochs, warm_epochs=b.warm_epochs, base_seed=b.base_seed),
+        lambda b, seed: _settings(b, "warm", b.proxy_epochs, warm_epochs=b.warm_epochs, base_seed=seed),
         prepare=warm_base,
         step="base",
         makes="warm-base",
@@ -363,19 +364,21 @@ MODES: dict[str, Mode] = {
     "zico": Mode(
         zico_score,
         f"ZiCo at the seeded initialisation, {ZICO_BATCHES} batches of {ZICO_BATCH} training images (no training)",
-        lambda b: _score_settings(b, "zico", batches=ZICO_BATCHES, batch=ZICO_BATCH, imgsz=b.cfg.schedule["imgsz"]),
+        lambda b, _seed: _score_settings(
+            b, "zico", batches=ZICO_BATCHES, batch=ZICO_BATCH, imgsz=b.cfg.schedule["imgsz"]
+        ),
         field="score",
     ),
     "synflow": Mode(
         synflow_score,
         "log SynFlow at the seeded initialisation (no data, no training)",
-        lambda b: _score_settings(b, "synflow", imgsz=b.cfg.schedule["imgsz"]),
+        lambda b, _seed: _score_settings(b, "synflow", imgsz=b.cfg.schedule["imgsz"]),
         field="score",
     ),
     "gflops": Mode(
         gflops_score,
         "minus the GFLOPs at the deployment size (the cost objective ranked as if it were accuracy)",
-        lambda b: _score_settings(b, "gflops", imgsz=b.cfg.imgsz),
+        lambda b, _seed: _score_settings(b, "gflops", imgsz=b.cfg.imgsz),
         field="score",
     ),
 }
@@ -446,7 +449,7 @@ def run_unit(bench: Bench, choices: tuple[tuple[str, str, int | None], ...], rol
     try:
         if is_step:
             assert mode.prepare is not None
-            record.update(mode.prepare(bench), seconds=round(time.perf_counter() - t, 1))
+            record.update(mode.prepare(bench, seed), seconds=round(time.perf_counter() - t, 1))
         else:
             out = mode.run(bench, arch, seed, folder)
             if isinstance(out, Score):
@@ -487,27 +490,34 @@ class Unit:
 
 
 def plan(archs: list[Architecture], args) -> list[Unit]:
-    """Return every unit in the order they are started: the one-off steps; the first seeds architecture by
-    architecture (a partial run already ranks its first architectures); the other reference seeds, the long units,
-    before the other proxy seeds, the short ones (so the two workers finish at about the same time)."""
+    """Return every unit in the order they are started: the first seed's one-off steps; the first seeds
+    architecture by architecture (a partial run already ranks its first architectures); the other reference seeds,
+    the long units, before the other proxy seeds, the short ones (so the two workers finish at about the same
+    time), each proxy seed after its own one-off steps (a second seed is a second study: its own base)."""
     units: list[Unit] = []
-    steps, made = {}, {}
-    for name in args.modes:
-        mode = MODES[name]
-        if mode.prepare and mode.makes in made:  # another mode's step makes the same file: no second unit to wait
-            steps[name] = made[mode.makes]
-        elif mode.prepare:
-            step = Unit(archs[0].key, f"{name}:{mode.step}", args.proxy_seeds[0])
-            steps[name] = made[mode.makes] = step.id
-            units.append(step)
+    steps: dict[tuple[str, int], UnitId] = {}  # (mode, seed): the one-off step its units wait on
+
+    def one_off_steps(seed: int) -> None:
+        made: dict[str, UnitId] = {}
+        for name in args.modes:
+            mode = MODES[name]
+            if mode.prepare and mode.makes in made:  # another mode's step makes the same file: no second unit
+                steps[name, seed] = made[mode.makes]
+            elif mode.prepare:
+                step = Unit(archs[0].key, f"{name}:{mode.step}", seed)
+                steps[name, seed] = made[mode.makes] = step.id
+                units.append(step)
+
+    first = args.proxy_seeds[0]
+    one_off_steps(first)
     for arch in archs:
         units.append(Unit(arch.key, "reference", args.reference_seeds[0]))
-        units.extend(Unit(arch.key, name, args.proxy_seeds[0], steps.get(name)) for name in args.modes)
+        units.extend(Unit(arch.key, name, first, steps.get((name, first))) for name in args.modes)
     again = archs[: args.second_seed_on]
     units.extend(Unit(a.key, "reference", seed) for seed in args.reference_seeds[1:] for a in again)
-    units.extend(
-        Unit(a.key, name, seed, steps.get(name)) for seed in args.proxy_seeds[1:] for a in again for name in args.modes
-    )
+    for seed in args.proxy_seeds[1:] if again else ():
+        one_off_steps(seed)
+        units.extend(Unit(a.key, name, seed, steps.get((name, seed))) for a in again for name in args.modes)
     return units
 
 
@@ -530,7 +540,7 @@ def read_runs(path: Path) -> list[dict]:
 def match(records: list[dict], units: list[Unit], bench: Bench) -> tuple[dict, dict, int]:
     """Return the last successful record of each unit, the last error of each unit that never succeeded, and how
     many records belong to no unit of this plan (other settings or architectures)."""
-    wanted = {u.id: role_mode(u.role)[0].settings(bench) for u in units}
+    wanted = {u.id: role_mode(u.role)[0].settings(bench, u.seed) for u in units}
     done: dict[UnitId, dict] = {}
     errors: dict[UnitId, dict] = {}
     other = 0
@@ -718,7 +728,7 @@ def top_k(keys: list[str], proxy: dict[str, float], ref: dict[str, float]) -> di
 def summarize(archs: list[Architecture], units: list[Unit], records: list[dict], bench: Bench, args) -> dict:
     """Return the summary of every finished unit of the plan (partial data included)."""
     done, failed, other = match(records, units, bench)
-    step_of = {u.role.partition(":")[0]: u.needs for u in units if u.needs}
+    step_of = {(u.role, u.seed): u.needs for u in units if u.needs}
     cfg = bench.cfg
     order = [a.key for a in archs]
     ref = _by_arch(done, "reference", order)
@@ -749,7 +759,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         keys = [k for k in order if k in first and k in ref_mean]
         figures: dict[str, Any] = {
             "about": mode.about,
-            "settings": mode.settings(bench),
+            "settings": mode.settings(bench, args.proxy_seeds[0]),
             "proxy_seed": args.proxy_seeds[0],
         }
         figures |= correlation([first[k] for k in keys], [ref_mean[k] for k in keys])
@@ -757,7 +767,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         figures["mean_seconds_per_trial"] = _mean_seconds(done, name)
         figures["trials_done"] = sum(r == name for (_, r, _) in done)
         if mode.prepare:
-            step_id = step_of.get(name, (order[0], f"{name}:{mode.step}", args.proxy_seeds[0]))
+            step_id = step_of.get((name, args.proxy_seeds[0]), (order[0], f"{name}:{mode.step}", args.proxy_seeds[0]))
             step = done.get(step_id)
             figures["one_off"] = {
                 "step": step_id[1],
@@ -829,7 +839,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             "init": "scratch",
             "epochs": bench.reference_epochs,
             "about": REFERENCE.about,
-            "settings": REFERENCE.settings(bench),
+            "settings": REFERENCE.settings(bench, args.reference_seeds[0]),
             "seeds": args.reference_seeds,
             "second_seed_on": args.second_seed_on,
             "mean_seconds": _mean_seconds(done, "reference"),
@@ -998,7 +1008,7 @@ def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO
             for future in finished:
                 unit = running.pop(future)
                 record = future.result()
-                settings = role_mode(unit.role)[0].settings(bench)
+                settings = role_mode(unit.role)[0].settings(bench, unit.seed)
                 record |= {
                     "settings": settings,
                     "command": command,
@@ -1084,7 +1094,6 @@ def main() -> None:
         args.device,
         args.reference_epochs,
         warm_epochs,
-        args.proxy_seeds[0],
         args.workdir.resolve(),
         args.proxy_epochs,
         args.val_images,

@@ -37,7 +37,7 @@ NAME = "val_size_noise"
 RESULTS = Path(__file__).parent / "results"
 RUNS_FILE = RESULTS / "val_size_noise_runs.jsonl"
 PROXY_FIDELITY_RUNS = RESULTS / "proxy_fidelity_runs.jsonl"
-SUPERNET = Path("nas_runs/benchmarks/proxy_fidelity/supernet-light")
+SUPERNET = Path("nas_runs/benchmarks/proxy_fidelity/supernet-light-s0")  # proxy_fidelity's, seed 0
 
 
 def subset_yamls(data_yaml: Path, sizes: list[int], pool: int, out: Path) -> dict[str, Path]:

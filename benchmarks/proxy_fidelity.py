@@ -25,8 +25,8 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
 A score mode's record holds its value under "score" (no mAP); it is ranked like an mAP (higher: better).
 
 Work is split into units (architecture, role, seed), the role being "reference" or a mode. --workers spawned
-processes run them (each training takes the threads nas.measure.threads grants: one each while two train side by
-side); each finished unit is appended at once as one JSON line to
+processes run them (the parent gives each unit its threads: the worker's share of the cores, every core to a
+unit that runs alone because the rest waits on it); each finished unit is appended at once as one JSON line to
 --runs-file. On start the runs file is read and the units already there with the same settings are skipped: stop
 the command at any time and run it again to resume. A unit that fails is recorded with its error and is not run
 again unless --retry-failed. After every unit the summary (<--out>/proxy_fidelity.json) is recomputed from the
@@ -78,6 +78,7 @@ from modules.table import is_stock
 from nas.config import StudyConfig, load_preset
 from nas.data.datasets import synthetic_dataset
 from nas.measure import architecture_cost, remove_run, train_proxy, warm_base_path, warm_start_weights
+from nas.measure import threads as cpu_threads
 from nas.measure.supernet import fine_tune_schedule, supernet_file, supernet_proxy, train_supernet
 from nas.measure.zero_cost import ZICO_BATCH, ZICO_BATCHES, labelled_batches, synflow, zico
 from nas.ranking import kendall, spearman
@@ -409,14 +410,27 @@ def role_mode(role: str) -> tuple[Mode, bool]:
 # one unit, in a worker process
 
 
-def _worker_setup() -> None:
+def _worker_setup(threads: int) -> None:
     """Ctrl-C is the parent's to handle (it stops the workers), so that no interrupted training is recorded as a
-    failure. A training takes the threads ``nas.measure.threads`` grants it: one each while two units train side by
-    side, every core for a one-off step the other worker waits on."""
+    failure. The unit's trainings take ``threads`` (pinned through ``nas.measure.threads``' variable)."""
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)  # outside trainings (building, loading)
+    os.environ[cpu_threads.ENV] = str(threads)
+
+
+def unit_threads(workers: int, others_running: int, others_runnable: bool, cpus: int | None = None) -> int:
+    """Return the threads of a unit about to start: every core when it runs alone and nothing else can start
+    before it ends (a one-off step the others wait on), else its worker's share of the cores.
+
+    Decided by the parent, which knows what will run side by side: a worker sampling the registry itself could
+    start a moment before the other registers and keep both cores for a whole run (measured: 920 s for a reference
+    unit that took 494 s with one thread, its neighbour slowed as much)."""
+    cpus = cpus or cpu_threads.usable_cpus()
+    if not others_running and not others_runnable:
+        return cpus
+    return max(1, cpus // workers)
 
 
 def unit_folder(bench: Bench, key: str, role: str, seed: int) -> Path:
@@ -424,9 +438,12 @@ def unit_folder(bench: Bench, key: str, role: str, seed: int) -> Path:
     return bench.workdir / "units" / f"{key}-{role.replace(':', '-')}-s{seed}"
 
 
-def run_unit(bench: Bench, choices: tuple[tuple[str, str, int | None], ...], role: str, seed: int) -> dict:
-    """Run one unit in its own folder (removed afterwards); return its record. Errors are recorded, not raised."""
-    _worker_setup()
+def run_unit(
+    bench: Bench, choices: tuple[tuple[str, str, int | None], ...], role: str, seed: int, threads: int
+) -> dict:
+    """Run one unit in its own folder (removed afterwards), its trainings on ``threads``; return its record. Errors
+    are recorded, not raised."""
+    _worker_setup(threads)
     arch = bench.cfg.space.architecture({p: Choice(op, k) for p, op, k in choices})
     mode, is_step = role_mode(role)
     folder = unit_folder(bench, arch.key, role, seed)
@@ -999,7 +1016,9 @@ def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO
                     break
                 pending.remove(unit)
                 choices = tuple((p, c.op, c.kernel) for p, c in by_key[unit.key].choices)
-                running[pool.submit(run_unit, bench, choices, unit.role, unit.seed)] = unit
+                runnable = any(u.needs is None or u.needs in done for u in pending)
+                threads = unit_threads(args.workers, len(running), runnable and args.workers > 1)
+                running[pool.submit(run_unit, bench, choices, unit.role, unit.seed, threads)] = unit
             if not running:  # what is left waits on a one-off step that failed
                 say(f"{len(pending)} unit(s) not run: their one-off step failed ({pending[0].needs})")
                 status = 1
@@ -1075,7 +1094,7 @@ def main() -> None:
         "dataset only; same training images); the summary is then proxy_fidelity_val<N>.json",
     )
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--workers", type=int, default=2, help="processes training side by side, one thread each")
+    ap.add_argument("--workers", type=int, default=2, help="processes training side by side, each on its share")
     ap.add_argument("--runs-file", type=Path, default=RUNS_FILE, help="default benchmarks/results/" + RUNS_FILE.name)
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder of the summary proxy_fidelity.json")
     ap.add_argument("--workdir", type=Path, default=Path("nas_runs/benchmarks/proxy_fidelity"))

@@ -61,6 +61,7 @@ RULES: dict[type[nn.Module], Rule] = {
     ConvNeXtBlock: _convnext_block,
 }
 
+
 def profile_macs(module: nn.Module, x: torch.Tensor) -> float:
     """Return the multiply-accumulates of ``module(x)``, counted by thop plus this module's rules.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from benchmarks.common import diverse_architectures
-from benchmarks.proxy_fidelity import plan
+from benchmarks.proxy_fidelity import plan, unit_threads
 from nas.space import load_space
 
 
@@ -40,3 +40,11 @@ def test_a_second_proxy_seed_is_a_second_study_with_its_own_supernet_and_warm_ba
         assert sorted((u.key, u.seed) for u in units if u.role == role) == sorted(
             [(a.key, 0) for a in archs] + [(a.key, 1) for a in archs[:2]]
         )
+
+
+def test_a_unit_gets_its_workers_share_of_the_cores_and_every_core_only_when_it_runs_alone() -> None:
+    assert unit_threads(workers=2, others_running=0, others_runnable=True, cpus=2) == 1  # the other starts now
+    assert unit_threads(workers=2, others_running=1, others_runnable=False, cpus=2) == 1
+    assert unit_threads(workers=2, others_running=0, others_runnable=False, cpus=2) == 2  # the rest waits on it
+    assert unit_threads(workers=3, others_running=2, others_runnable=True, cpus=16) == 5
+    assert unit_threads(workers=4, others_running=1, others_runnable=True, cpus=2) == 1  # at least one

@@ -120,3 +120,15 @@ def test_a_busy_sample_is_taken_again_and_the_least_load_kept(
     monkeypatch.setattr(threads, "_one_sample", lambda _s: left.pop(0))
     assert REAL_BUSY_ELSEWHERE() == expected
     assert len(samples) - len(left) == taken
+
+
+def test_no_load_is_sampled_when_the_share_is_one_core_already(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(threads, "_live_trainers", lambda _folder: 2)
+
+    def never() -> float:
+        raise AssertionError("sampled the load although the share was one core")
+
+    monkeypatch.setattr(threads, "busy_elsewhere", never)
+    with threads.training_threads("cpu") as n:
+        assert n == 1

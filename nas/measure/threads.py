@@ -7,8 +7,9 @@ file it holds an exclusive lock on while it trains) and takes
 
     min(usable cores // registered trainers, usable cores - cores other processes keep busy)
 
-threads, at least one. The foreign load is sampled from ``/proc/stat`` over a fraction of a second, and again
-when it shows a busy core, keeping the least (Linux; elsewhere only the registry counts). The count is decided
+threads, at least one. Where the share is more than one core, the foreign load is sampled from ``/proc/stat``
+over a fraction of a second, and again when it shows a busy core, keeping the least (Linux; elsewhere only the
+registry counts). The count is decided
 once, when a training starts, and kept to its end: a result is bitwise reproducible for a given seed and thread
 count (gradients summed by two threads differ from one thread's in the last bits), and the count is recorded with
 the result. ``NAS_TRAIN_THREADS`` pins it (for runs that must reproduce bit for bit on any load). The cost of
@@ -155,7 +156,10 @@ def training_threads(device: str) -> Iterator[int]:
         try:
             threads = pinned_threads()
             if threads is None:
-                threads = choose_threads(usable_cpus(), _live_trainers(folder), busy_elsewhere())
+                cpus, trainers = usable_cpus(), _live_trainers(folder)
+                # a single core's share needs no load sample: nothing it sees could lower it
+                busy = busy_elsewhere() if cpus // max(1, trainers) > 1 else 0.0
+                threads = choose_threads(cpus, trainers, busy)
             torch.set_num_threads(threads)
             _held = threads
             yield threads

@@ -7,14 +7,13 @@ file it holds an exclusive lock on while it trains) and takes
 
     min(usable cores // registered trainers, usable cores - cores other processes keep busy)
 
-threads, at least one. Where the share is more than one core, the foreign load is sampled from ``/proc/stat``
-over a fraction of a second, and again when it shows a busy core, keeping the least (Linux; elsewhere only the
-registry counts). The count is decided
-once, when a training starts, and kept to its end: a result is bitwise reproducible for a given seed and thread
-count (gradients summed by two threads differ from one thread's in the last bits), and the count is recorded with
-the result. ``NAS_TRAIN_THREADS`` pins it (for runs that must reproduce bit for bit on any load). The cost of
-deciding once: a training that started alone keeps every core when a second one starts later (which then takes
-one thread) until it ends.
+threads, at least one. Where the share is more than one core, the foreign load is sampled from ``/proc/stat`` over a
+fraction of a second, and again when it shows a busy core, keeping the least (Linux; elsewhere only the registry
+counts). The count is decided once, when a training starts, and kept to its end: a result is bitwise reproducible
+for a given seed and thread count (gradients summed by two threads differ from one thread's in the last bits), and
+the count is recorded with the result. ``NAS_TRAIN_THREADS`` pins it (for runs that must reproduce bit for bit on
+any load). The cost of deciding once: a training that started alone keeps every core when a second one starts later
+(which then takes one thread) until it ends.
 """
 
 from __future__ import annotations

@@ -93,6 +93,15 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
+def stop_workers() -> None:
+    """Terminate this process's children (a pool's workers, on Ctrl-C or a kill) and wait up to 10 s for each;
+    a pool's own shutdown would let their running trainings or studies go on to the end."""
+    for p in multiprocessing.active_children():
+        p.terminate()
+    for p in multiprocessing.active_children():
+        p.join(10)
+
+
 def run_fresh_study(
     cfg: StudyConfig,
     db: Path,

@@ -48,7 +48,6 @@ import fcntl
 import functools
 import json
 import math
-import multiprocessing
 import os
 import random
 import signal
@@ -72,6 +71,7 @@ from benchmarks.common import (
     parser,
     say,
     spawn_pool,
+    stop_workers,
     write_result,
 )
 from modules.table import is_stock
@@ -1058,10 +1058,7 @@ def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO
         say("a worker process died (killed? out of memory?); its units are not recorded: run again to resume")
         status = 1
     except BaseException:
-        for p in multiprocessing.active_children():  # the pool's workers: stop their trainings now
-            p.terminate()
-        for p in multiprocessing.active_children():
-            p.join(10)
+        stop_workers()
         for unit in running.values():
             remove_run(unit_folder(bench, *unit.id))
         raise

@@ -24,7 +24,6 @@ Runs go two at a time. Writes results/search_efficiency.json (results/search_eff
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
 import signal
 import time
@@ -34,7 +33,7 @@ from statistics import mean, stdev
 
 import torch
 
-from benchmarks.common import parser, run_fresh_study, say, spawn_pool, write_result
+from benchmarks.common import parser, run_fresh_study, say, spawn_pool, stop_workers, write_result
 from nas.config import DEFAULT_SAMPLER, SAMPLERS, StudyConfig, load_preset
 from nas.measure import warm_start_weights
 from nas.measure.backends import choose_backend
@@ -150,8 +149,7 @@ def main() -> None:
             ]
             runs = [f.result() for f in futures]
         except BaseException:
-            for p in multiprocessing.active_children():  # the pool's workers: stop their studies now
-                p.terminate()
+            stop_workers()
             raise
     lo, hi = bounds(by_name(v) for r in runs for v in r["values"])  # one scaling for every run
     checkpoints = sorted({c for c in CHECKPOINTS if c <= args.trials} | {args.trials})

@@ -28,6 +28,8 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -270,17 +272,69 @@ def operator_classes() -> list[type[nn.Module]]:
 # --- training ---------------------------------------------------------------------------------------------------
 
 
+_END = object()  # what ``next`` returns in the prefetch thread once an epoch's batches are spent
+
+
+class PrefetchingLoader:
+    """An Ultralytics training loader whose next batch is loaded in one background thread while the current one
+    trains (Ultralytics loads in the training thread on a CPU: ``workers`` 0).
+
+    Only the thread reads the dataset, one batch after the other and in the sampler's order, and it never runs
+    ahead into the next epoch (Ultralytics changes the dataset between epochs: closing the mosaic). Augmentation
+    draws from Python's and NumPy's global generators, which the training thread leaves alone, so a seed's batches
+    and results are the same as without the thread. Everything else is the wrapped loader's (``len``,
+    ``dataset``, ``reset``, ``close``...).
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Yield one epoch of the wrapped loader's batches, each loaded while the previous one was used.
+
+        An error loading a batch is raised where that batch is asked for; a loop that stops early waits for the
+        batch in progress, so nothing reads the dataset once the loop has left.
+        """
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="prefetch")
+        batches = iter(self.loader)
+        pending = self._pool.submit(next, batches, _END)
+        try:
+            while (batch := pending.result()) is not _END:
+                pending = self._pool.submit(next, batches, _END)
+                yield batch
+        finally:
+            futures.wait([pending])
+
+    def close(self) -> None:
+        """Stop the prefetch thread, then close the wrapped loader as Ultralytics would."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if hasattr(self.loader, "close"):
+            self.loader.close()
+
+
 class ProxyTrainer(DetectionTrainer):
     """DetectionTrainer that saves only when asked, skips the re-validation of best.pt and times validation.
 
     With ``val=False`` Ultralytics validates at the final epoch (and at an epoch where early stopping could
     trigger, which a proxy's ``patience`` larger than its epochs rules out). ``epochs_start`` is set when the
     set-up (dataloaders, model, optimizer) ends, just before the first epoch. ``model_factory`` (nc -> model), when
-    set, builds the model to train instead of the YAML (a weight-sharing supernet).
+    set, builds the model to train instead of the YAML (a weight-sharing supernet). The training batches are
+    loaded one ahead in a thread (``PrefetchingLoader``; same results).
     """
 
     save_checkpoints = False
     model_factory: Callable[[int], nn.Module] | None = None
+    prefetch = True  # load the next training batch in a thread (False: Ultralytics' own loading, to compare)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -297,6 +351,14 @@ class ProxyTrainer(DetectionTrainer):
         if self.model_factory is None:
             return super().get_model(cfg, weights, verbose)
         return self.set_model_names_for_load(self.model_factory(self.data["nc"]))
+
+    def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train") -> Any:
+        """Return Ultralytics' loader; a training loader that loads in the training thread (no worker processes)
+        is wrapped in a ``PrefetchingLoader``, unless multi-scale training draws from the generators it uses."""
+        loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
+        if self.prefetch and mode == "train" and loader.num_workers == 0 and not self.args.multi_scale:
+            return PrefetchingLoader(loader)
+        return loader
 
     def save_model(self) -> bool:
         """Save only when checkpoints are wanted (the warm-start base)."""

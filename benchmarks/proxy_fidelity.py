@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import itertools
 import json
 import math
 import os
@@ -700,6 +701,40 @@ def _split_half(values: dict[str, dict[int, float]], seeds: list[int]) -> dict |
     return correlation(a, b, names) | {"halves": [list(h) for h in halves]}
 
 
+def every_split(values: dict[str, dict[int, float]], seeds: list[int]) -> dict | None:
+    """Return how a mean over half of ``seeds`` repeats itself, over every way of drawing two disjoint halves of
+    ``len(seeds) // 2`` seeds: the Spearman between the two halves' means on the architectures trained with every
+    seed, its mean, minimum and maximum over the splits, and the Spearman-Brown estimate of how the mean over all
+    the seeds would repeat itself, m r / (1 + (m - 1) r) with m = len(seeds) / half (an estimate). None below four
+    seeds or with too few architectures.
+
+    One split depends on which seeds fell together (two seeds that agree by chance in one half); the mean over
+    all of them does not."""
+    half = len(seeds) // 2
+    every = [k for k, v in values.items() if all(s in v for s in seeds)]
+    if half < 2 or len(every) < MIN_RANKED:
+        return None
+    rs = []
+    for a in itertools.combinations(seeds, half):
+        rest = [s for s in seeds if s not in a]
+        for b in itertools.combinations(rest, half):
+            if a < b:  # each unordered pair of halves once
+                means = ([statistics.fmean(values[k][s] for s in h) for k in every] for h in (a, b))
+                rs.append(spearman(*means))
+    r = statistics.fmean(rs)
+    m = len(seeds) / half
+    return {
+        "seeds_per_half": half,
+        "n_splits": len(rs),
+        "n_architectures": len(every),
+        "mean_spearman": round(r, 4),
+        "min_spearman": round(min(rs), 4),
+        "max_spearman": round(max(rs), 4),
+        "seeds_in_mean": len(seeds),
+        "spearman_brown_estimate_of_mean": round(m * r / (1 + (m - 1) * r), 4) if r > -1 / (m - 1) else None,
+    }
+
+
 def _by_arch(done: dict, role: str, order: list[str], field: str = "map50_95") -> dict[str, dict[int, float]]:
     """Return {architecture key: {seed: value}} of ``role``'s finished units, in the architectures' order."""
     out: dict[str, dict[int, float]] = {}
@@ -825,8 +860,16 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
     if of_mean and of_mean["n_architectures"] < len(archs):
         of_mean = None  # partial: a ceiling over some architectures would not be the reference's
     pairwise = _pairwise(ref, args.reference_seeds) if args.second_seed_on == args.n else None
+    splits = every_split(ref, args.reference_seeds) if of_mean else None
     ceiling, basis = repeatability and repeatability["spearman"], None
-    if of_mean and of_mean["spearman"] is not None:
+    if splits:
+        ceiling = splits["mean_spearman"]
+        basis = (
+            f"mean over the {splits['n_splits']} ways of splitting the seeds into two halves of "
+            f"{splits['seeds_per_half']}: Spearman between the halves' means ({splits['n_architectures']} "
+            "architectures)"
+        )
+    elif of_mean and of_mean["spearman"] is not None:
         half = of_mean["halves"]
         ceiling = of_mean["spearman"]
         basis = f"mean of seeds {half[0]} vs mean of seeds {half[1]} ({of_mean['n_architectures']} architectures)"
@@ -862,6 +905,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             "mean_seconds": _mean_seconds(done, "reference"),
             "repeatability": repeatability,
             "repeatability_of_mean": of_mean,
+            "repeatability_every_split": splits,
             "pairwise": pairwise,
         },
         "by_mode": modes,
@@ -953,6 +997,14 @@ def print_table(s: dict) -> None:
             f"{half['halves'][1]}, {half['n_architectures']} architectures): Spearman "
             f"{_fmt(half['spearman'], half['spearman_90'])}, Kendall {_fmt(half['kendall'], half['kendall_90'])}; "
             f"the reference is the mean over all {len(r['seeds'])} seeds"
+        )
+    splits = r.get("repeatability_every_split")
+    if splits:
+        print(
+            f"  over all {splits['n_splits']} splits into two halves of {splits['seeds_per_half']} seeds: Spearman "
+            f"{splits['mean_spearman']:.3f} (min {splits['min_spearman']:.2f}, max {splits['max_spearman']:.2f}); "
+            f"a mean over {splits['seeds_in_mean']} seeds would repeat itself at about "
+            f"{splits['spearman_brown_estimate_of_mean']} (Spearman-Brown estimate)"
         )
     width = max([17, *map(len, s["by_mode"])])
     head = f"{'mode':<{width}} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "

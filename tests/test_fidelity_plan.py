@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from types import SimpleNamespace
 
+import pytest
+
 from benchmarks.common import diverse_architectures
-from benchmarks.proxy_fidelity import plan, unit_threads
+from benchmarks.proxy_fidelity import every_split, plan, unit_threads
+from nas.ranking import spearman
 from nas.space import load_space
 
 
@@ -48,3 +52,29 @@ def test_a_unit_gets_its_workers_share_of_the_cores_and_every_core_only_when_it_
     assert unit_threads(workers=2, others_running=0, others_runnable=False, cpus=2) == 2  # the rest waits on it
     assert unit_threads(workers=3, others_running=2, others_runnable=True, cpus=16) == 5
     assert unit_threads(workers=4, others_running=1, others_runnable=True, cpus=2) == 1  # at least one
+
+
+def test_every_split_averages_the_agreement_of_two_halves_of_the_seeds_over_every_split() -> None:
+    rng = random.Random(0)
+    values = {f"a{i}": {seed: rng.random() for seed in range(4)} for i in range(6)}
+    s = every_split(values, [0, 1, 2, 3])
+
+    def halves(a: tuple[int, int], b: tuple[int, int]) -> float:
+        def mean(h: tuple[int, int]) -> list[float]:
+            return [(values[k][h[0]] + values[k][h[1]]) / 2 for k in values]
+
+        return spearman(mean(a), mean(b))
+
+    expected = [halves((0, 1), (2, 3)), halves((0, 2), (1, 3)), halves((0, 3), (1, 2))]
+    assert s["n_splits"] == 3 and s["seeds_per_half"] == 2 and s["n_architectures"] == 6
+    assert s["mean_spearman"] == pytest.approx(sum(expected) / 3, abs=1e-4)
+    assert s["min_spearman"] == pytest.approx(min(expected), abs=1e-4)
+    assert s["max_spearman"] == pytest.approx(max(expected), abs=1e-4)
+    r = sum(expected) / 3
+    assert s["spearman_brown_estimate_of_mean"] == pytest.approx(2 * r / (1 + r), abs=1e-4)
+
+    agree = {f"a{i}": dict.fromkeys(range(7), i / 10) for i in range(5)}
+    s = every_split(agree, list(range(7)))
+    assert s["n_splits"] == 70  # 7C3 * 4C3 / 2: every seed but one in two halves of three
+    assert s["mean_spearman"] == 1.0 and s["spearman_brown_estimate_of_mean"] == 1.0
+    assert every_split(agree, [0, 1, 2]) is None  # halves of one seed are single seeds: no mean

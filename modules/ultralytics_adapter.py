@@ -26,6 +26,7 @@ import copy
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -289,12 +290,19 @@ class PrefetchingLoader:
     def __init__(self, loader: Any) -> None:
         self.loader = loader
         self._pool: ThreadPoolExecutor | None = None
+        self._loading_thread: int | None = None
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
+        loader = self.__dict__.get("loader")
+        if loader is None or name.startswith("__"):  # copy and pickle probe a bare instance: no recursion
+            raise AttributeError(name)
+        return getattr(loader, name)
+
+    def _mark_loading_thread(self) -> None:
+        self._loading_thread = threading.get_ident()
 
     def __iter__(self) -> Iterator[Any]:
         """Yield one epoch of the wrapped loader's batches, each loaded while the previous one was used.
@@ -303,7 +311,7 @@ class PrefetchingLoader:
         batch in progress, so nothing reads the dataset once the loop has left.
         """
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="prefetch")
+            self._pool = ThreadPoolExecutor(1, "prefetch", initializer=self._mark_loading_thread)
         batches = iter(self.loader)
         pending = self._pool.submit(next, batches, _END)
         try:
@@ -311,10 +319,11 @@ class PrefetchingLoader:
                 pending = self._pool.submit(next, batches, _END)
                 yield batch
         finally:
-            futures.wait([pending])
+            if threading.get_ident() != self._loading_thread:  # (a generator collected there: never wait on itself)
+                futures.wait([pending])
 
     def close(self) -> None:
-        """Stop the prefetch thread, then close the wrapped loader as Ultralytics would."""
+        """Stop the prefetch thread, then close the wrapped loader as Ultralytics would (again: harmless)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -341,10 +350,17 @@ class ProxyTrainer(DetectionTrainer):
         self.val_seconds = 0.0
         self.epochs_start: float | None = None
         self.add_callback("on_train_start", ProxyTrainer._mark_epochs_start)
+        self.add_callback("teardown", ProxyTrainer._stop_prefetch)  # in Ultralytics' finally: a failed run too
 
     @staticmethod
     def _mark_epochs_start(trainer: ProxyTrainer) -> None:
         trainer.epochs_start = time.perf_counter()
+
+    @staticmethod
+    def _stop_prefetch(trainer: ProxyTrainer) -> None:
+        loader = trainer.__dict__.get("train_loader")
+        if isinstance(loader, PrefetchingLoader):
+            loader.close()
 
     def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> nn.Module:
         """Return Ultralytics' model for ``cfg``, or ``model_factory``'s when it is set."""
@@ -354,9 +370,11 @@ class ProxyTrainer(DetectionTrainer):
 
     def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train") -> Any:
         """Return Ultralytics' loader; a training loader that loads in the training thread (no worker processes)
-        is wrapped in a ``PrefetchingLoader``, unless multi-scale training draws from the generators it uses."""
+        is wrapped in a ``PrefetchingLoader``, unless multi-scale training draws from the generators it uses (or
+        quantisation-aware training is asked for: it calibrates on a few batches of such a loader)."""
         loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
-        if self.prefetch and mode == "train" and loader.num_workers == 0 and not self.args.multi_scale:
+        plain = self.args.multi_scale or self.args.quantize
+        if self.prefetch and mode == "train" and loader.num_workers == 0 and not plain:
             return PrefetchingLoader(loader)
         return loader
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -75,6 +76,28 @@ def test_a_loop_that_breaks_off_leaves_no_batch_loading() -> None:
     time.sleep(0.1)
     assert taken == inner.taken == 2  # batch 1 finished before close returned; nothing read after
     loader.close()
+
+
+def test_a_prefetching_loader_can_be_copied() -> None:
+    loader = PrefetchingLoader(FakeLoader(2))
+    assert len(copy.copy(loader)) == 2  # copy probes the bare instance's attributes before it has a loader
+
+
+def test_a_training_that_fails_mid_epoch_leaves_no_prefetch_thread(tmp_path: Path) -> None:
+    cfg = load_preset("smoke")
+    model = tmp_path / "model.yaml"
+    model.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
+    schedule = {**cfg.schedule, "batch": 8, "nbs": 8}  # 4 batches an epoch
+
+    def fail_after_the_first_batch(trainer: ProxyTrainer) -> None:
+        def boom(_: ProxyTrainer) -> None:
+            raise RuntimeError("stopped mid-epoch")
+
+        trainer.add_callback("on_train_batch_end", boom)
+
+    with pytest.raises(RuntimeError, match="stopped mid-epoch"):
+        train_proxy(model, cfg.dataset.data_yaml(), schedule, tmp_path / "run", customize=fail_after_the_first_batch)
+    assert not [t for t in threading.enumerate() if t.name.startswith("prefetch")]
 
 
 def _trained_state(tmp_path: Path, seed: int, prefetch: bool) -> tuple[dict[str, torch.Tensor], type]:

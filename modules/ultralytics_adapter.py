@@ -16,7 +16,8 @@ Nothing in the installed package is edited. ``install()`` (run by ``import modul
   Ultralytics' own function and numbers;
 - **safe loading**: ``torch.load(weights_only=True)`` accepts checkpoints that contain the operators.
 
-``ProxyTrainer`` (a ``DetectionTrainer`` overriding internal hooks) lives here for the same reason.
+``ProxyTrainer`` (a ``DetectionTrainer`` overriding internal hooks) and ``PrefetchingLoader`` (which relies on how
+the trainer iterates its loader, epoch by epoch) live here for the same reason.
 """
 
 from __future__ import annotations

@@ -642,6 +642,26 @@ def correlation(a: list[float], b: list[float], labels: tuple[str, str] = ("prox
     return out
 
 
+def paired_difference(a: list[float], b: list[float], ref: list[float]) -> dict | None:
+    """Return Spearman(a, ref) - Spearman(b, ref) with a bootstrap 90% interval, both proxies resampled on the same
+    architectures in each draw (so what they share cancels out); None where either is undefined.
+
+    An interval holding 0 means the two proxies' fidelities are not told apart by these architectures."""
+    n = len(ref)
+    if n < MIN_RANKED or any(len(set(xs)) == 1 for xs in (a, b, ref)):
+        return None
+    rng = random.Random(BOOTSTRAP_SEED)
+    diffs = []
+    for _ in range(BOOTSTRAP_DRAWS):
+        idx = [rng.randrange(n) for _ in range(n)]
+        y = [ref[i] for i in idx]
+        d = spearman([a[i] for i in idx], y) - spearman([b[i] for i in idx], y)
+        if not math.isnan(d):
+            diffs.append(d)
+    point = spearman(a, ref) - spearman(b, ref)
+    return {"spearman_difference": round(point, 4), "interval_90": _interval(diffs) if len(diffs) >= 2 else None}
+
+
 def _spread(values: dict[str, dict[int, float]], seeds: list[int], field: str = "map50_95") -> dict:
     """Return the seed-to-seed correlation (first two seeds) and the per-architecture range of ``field`` over the
     seeds."""
@@ -804,6 +824,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
     if len(done) < len(units):
         notes.append(f"partial: {len(done)} of {len(units)} units done; reference means use the seeds done so far")
     modes = {}
+    firsts: dict[str, dict[str, float]] = {}  # mode: {architecture: its value with the first proxy seed}
     for name in args.modes:
         mode = MODES[name]
         proxy = _by_arch(done, name, order, mode.field)
@@ -830,6 +851,14 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         spread = _spread(proxy, args.proxy_seeds, mode.field) if len(args.proxy_seeds) > 1 else None
         figures["seed_to_seed"] = spread
         modes[name] = figures
+        firsts[name] = first
+    default = default_mode(cfg)
+    for name, figures in modes.items():  # is a mode's fidelity told apart from the default's?
+        if name != default and default in firsts:
+            keys = [k for k in order if k in firsts[name] and k in firsts[default] and k in ref_mean]
+            figures["vs_default"] = paired_difference(
+                [firsts[name][k] for k in keys], [firsts[default][k] for k in keys], [ref_mean[k] for k in keys]
+            )
     roles_run = ("reference", *args.modes)
     maps = {role: _by_arch(done, role, order, role_mode(role)[0].field) for role in roles_run}
     secs = {role: _by_arch(done, role, order, "seconds") for role in roles_run}
@@ -852,7 +881,6 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         )
         if have < need
     ]
-    default = default_mode(cfg)
     headline = modes.get(default, {})
     repeatability = _spread(ref, args.reference_seeds) if len(args.reference_seeds) > 1 else None
     # the ceiling of the reference as used (a mean over its seeds), where every architecture has every seed
@@ -1008,16 +1036,18 @@ def print_table(s: dict) -> None:
         )
     width = max([17, *map(len, s["by_mode"])])
     head = f"{'mode':<{width}} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
-    print("\n" + head + f"{'seed-to-seed ρ':<14} {'s/trial':>8}  one-off")
+    print("\n" + head + f"{'seed-to-seed ρ':<14} {'s/trial':>8}  {'Δ vs default [90%]':<22} one-off")
     for name, m in s["by_mode"].items():
         top = "-" if m["top3_contains_best"] is None else ("yes" if m["top3_contains_best"] else "no")
         sts = m["seed_to_seed"]
         one = m.get("one_off")
+        vs = m.get("vs_default")
         one_s = f"{one['seconds']} s ({one['step']})" if one and one["seconds"] is not None else "-"
         print(
             f"{name:<{width}} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
             f"{_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
-            f"{_fmt(sts and sts['spearman']):<14} {_seconds(m['mean_seconds_per_trial']):>8}  {one_s}"
+            f"{_fmt(sts and sts['spearman']):<14} {_seconds(m['mean_seconds_per_trial']):>8}  "
+            f"{_fmt(vs and vs['spearman_difference'], vs and vs['interval_90']):<22} {one_s}"
         )
     for name, m in s["by_mode"].items():
         for what, note in (

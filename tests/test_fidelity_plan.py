@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks.common import diverse_architectures
-from benchmarks.proxy_fidelity import every_split, plan, unit_threads
+from benchmarks.proxy_fidelity import every_split, paired_difference, plan, unit_threads
 from nas.ranking import spearman
 from nas.space import load_space
 
@@ -78,3 +78,12 @@ def test_every_split_averages_the_agreement_of_two_halves_of_the_seeds_over_ever
     assert s["n_splits"] == 70  # 7C3 * 4C3 / 2: every seed but one in two halves of three
     assert s["mean_spearman"] == 1.0 and s["spearman_brown_estimate_of_mean"] == 1.0
     assert every_split(agree, [0, 1, 2]) is None  # halves of one seed are single seeds: no mean
+
+
+def test_paired_difference_tells_a_proxy_from_the_default_only_beyond_the_resampling_noise() -> None:
+    ref = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    same = paired_difference(ref, ref, ref)
+    assert same == {"spearman_difference": 0.0, "interval_90": [0.0, 0.0]}
+    reversed_ = paired_difference(ref, ref[::-1], ref)
+    assert reversed_["spearman_difference"] == 2.0 and reversed_["interval_90"][0] > 0
+    assert paired_difference(ref, [0.3] * 6, ref) is None  # a constant proxy has no ranks

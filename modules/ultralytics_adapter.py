@@ -277,6 +277,11 @@ def operator_classes() -> list[type[nn.Module]]:
 _END = object()  # what ``next`` returns in the prefetch thread once an epoch's batches are spent
 
 
+def _samples(samples: list[Any]) -> list[Any]:
+    """Return a batch's samples as they are: the prefetch thread's collate function (see ``PrefetchingLoader``)."""
+    return samples
+
+
 class PrefetchingLoader:
     """An Ultralytics training loader whose next batch is loaded in one background thread while the current one
     trains (Ultralytics loads in the training thread on a CPU: ``workers`` 0).
@@ -284,12 +289,24 @@ class PrefetchingLoader:
     Only the thread reads the dataset, one batch after the other and in the sampler's order, and it never runs
     ahead into the next epoch (Ultralytics changes the dataset between epochs: closing the mosaic). Augmentation
     draws from Python's and NumPy's global generators, which the training thread leaves alone, so a seed's batches
-    and results are the same as without the thread. Everything else is the wrapped loader's (``len``,
-    ``dataset``, ``reset``, ``close``...).
+    and results are the same as without the thread. The thread only reads and augments: the samples are stacked
+    into a batch by the loader's collate function in the training thread, because a torch operation large enough
+    to run in parallel would start a second team of OpenMP threads in the loading thread, competing with the
+    training's for the cores. Everything else is the wrapped loader's (``len``, ``dataset``, ``reset``,
+    ``close``...).
     """
 
     def __init__(self, loader: Any) -> None:
+        """Wrap ``loader`` (not iterated yet).
+
+        Raises:
+            ValueError: the loader has made its iterator already (its collate function can no longer change).
+        """
+        if getattr(loader, "iterator", None) is not None:
+            raise ValueError("a PrefetchingLoader wraps a loader before its first iteration")
         self.loader = loader
+        self._collate = loader.collate_fn
+        loader.collate_fn = _samples  # read when the loader makes its iterator, which it has not yet
         self._pool: ThreadPoolExecutor | None = None
         self._loading_thread: int | None = None
 
@@ -316,9 +333,9 @@ class PrefetchingLoader:
         batches = iter(self.loader)
         pending = self._pool.submit(next, batches, _END)
         try:
-            while (batch := pending.result()) is not _END:
+            while (samples := pending.result()) is not _END:
                 pending = self._pool.submit(next, batches, _END)
-                yield batch
+                yield self._collate(samples)
         finally:
             if threading.get_ident() != self._loading_thread:  # (a generator collected there: never wait on itself)
                 futures.wait([pending])

@@ -25,8 +25,15 @@ class FakeLoader:
         self.n, self.slow, self.fail_at = n, slow, fail_at
         self.taken = 0
         self.threads: list[str] = []
+        self.collated_in: list[str] = []
         self.dataset = "the dataset"
         self.closed = False
+        self.iterator = None
+        self.collate_fn = self.collate
+
+    def collate(self, samples: list[int]) -> int:
+        self.collated_in.append(threading.current_thread().name)
+        return samples[0]
 
     def __len__(self) -> int:
         return self.n
@@ -38,7 +45,7 @@ class FakeLoader:
                 raise OSError(f"cannot read image {self.taken}")
             self.threads.append(threading.current_thread().name)
             self.taken += 1
-            yield self.taken - 1
+            yield self.collate_fn([self.taken - 1])
 
     def close(self) -> None:
         self.closed = True
@@ -52,6 +59,8 @@ def test_prefetch_yields_every_batch_in_order_from_another_thread_and_stops_at_t
     assert inner.taken == 5  # nothing read ahead into the next epoch
     assert list(loader) == [5, 6, 7, 8, 9]
     assert all(name.startswith("prefetch") for name in inner.threads)
+    # stacked into a batch where it trains: no torch op large enough for a second team of threads in the loader
+    assert inner.collated_in == ["MainThread"] * 10
     loader.close()
     assert inner.closed
 
@@ -76,6 +85,13 @@ def test_a_loop_that_breaks_off_leaves_no_batch_loading() -> None:
     time.sleep(0.1)
     assert taken == inner.taken == 2  # batch 1 finished before close returned; nothing read after
     loader.close()
+
+
+def test_a_loader_already_iterated_is_not_wrapped() -> None:
+    inner = FakeLoader(2)
+    inner.iterator = iter(inner)
+    with pytest.raises(ValueError, match="before its first iteration"):
+        PrefetchingLoader(inner)
 
 
 def test_a_prefetching_loader_can_be_copied() -> None:

@@ -6,13 +6,11 @@ letterboxed training images, with all usable cores as torch threads. Reported in
 Proxy: ``nas.measure.train_proxy`` of the same model with the preset's schedule for --epochs epochs, thread
 count as a trial gets it (``nas.measure.threads``) or --threads; its training epochs (set-up and validation
 excluded) divided by the images seen. Ratio = proxy / floor (bar: <= 1.3). Each variant of --variants adds train
-arguments (``cache``: decoded images kept in memory) or loads every batch in the training thread as Ultralytics
-does (``no-prefetch``; a trial loads the next batch in a thread while the current one trains). Run it on an
-otherwise idle machine.
+arguments (``cache``: decoded images kept in memory). Run it on an otherwise idle machine.
 
 Writes results/train_speed.json.
 
-    python -m benchmarks.train_speed [--study light] [--epochs 2] [--steps 20] [--variants plain no-prefetch cache]
+    python -m benchmarks.train_speed [--study light] [--epochs 2] [--steps 20] [--variants plain cache]
 """
 
 from __future__ import annotations
@@ -21,19 +19,16 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import torch
 
 from benchmarks.common import parser, say, write_result
-from modules.ultralytics_adapter import ProxyTrainer
 from nas.config import load_preset
 from nas.measure import build_model, train_proxy
 from nas.measure.supernet import calibration_images
 from nas.measure.threads import usable_cpus
 
-# name: (train arguments added, whether the next batch is loaded in a thread as a trial does)
-VARIANTS = {"plain": ({}, True), "no-prefetch": ({}, False), "cache": ({"cache": True}, True)}
+VARIANTS = {"plain": {}, "cache": {"cache": True}}
 
 
 def floor_ms_per_image(cfg, steps: int, threads: int) -> float:
@@ -56,9 +51,9 @@ def floor_ms_per_image(cfg, steps: int, threads: int) -> float:
     return 1000 * statistics.median(times) / batch
 
 
-def proxy_ms_per_image(cfg, epochs: int, extra: dict, prefetch: bool, seed: int) -> tuple[float, int, float]:
+def proxy_ms_per_image(cfg, epochs: int, extra: dict, seed: int) -> tuple[float, int, float]:
     """Return the proxy's training ms per image, its thread count and its mAP50-95 (a determinism check)."""
-    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(ProxyTrainer, "prefetch", prefetch):
+    with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "model.yaml"
         model.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
         schedule = {**cfg.schedule, "epochs": epochs, **extra}
@@ -83,15 +78,13 @@ def main() -> None:
     say("floor: " + ", ".join(f"{ms:.2f} ms/image with {n} thread(s)" for n, ms in floor.items()))
     rows = {}
     for name in args.variants:
-        train_args, prefetch = VARIANTS[name]
-        ms, threads, map50_95 = proxy_ms_per_image(cfg, args.epochs, train_args, prefetch, args.seed)
+        ms, threads, map50_95 = proxy_ms_per_image(cfg, args.epochs, VARIANTS[name], args.seed)
         rows[name] = {
             "ms_per_image": round(ms, 2),
             "threads": threads,
             "ratio_to_floor": round(ms / floor[cpus], 2),
             "map50_95": map50_95,
-            "train_args": train_args,
-            "prefetch": prefetch,
+            "train_args": VARIANTS[name],
         }
         say(f"{name}: {ms:.2f} ms/image with {threads} thread(s), {ms / floor[cpus]:.2f}x the floor, mAP {map50_95}")
     figures = {

@@ -16,8 +16,7 @@ Nothing in the installed package is edited. ``install()`` (run by ``import modul
   Ultralytics' own function and numbers;
 - **safe loading**: ``torch.load(weights_only=True)`` accepts checkpoints that contain the operators.
 
-``ProxyTrainer`` (a ``DetectionTrainer`` overriding internal hooks) and ``PrefetchingLoader`` (which relies on how
-the trainer iterates its loader, epoch by epoch) live here for the same reason.
+``ProxyTrainer`` (a ``DetectionTrainer`` overriding internal hooks) lives here for the same reason.
 """
 
 from __future__ import annotations
@@ -27,11 +26,8 @@ import copy
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
-from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -274,127 +270,33 @@ def operator_classes() -> list[type[nn.Module]]:
 # --- training ---------------------------------------------------------------------------------------------------
 
 
-_END = object()  # what ``next`` returns in the prefetch thread once an epoch's batches are spent
-
-
-def _samples(samples: list[Any]) -> list[Any]:
-    """Return a batch's samples as they are: the prefetch thread's collate function (see ``PrefetchingLoader``)."""
-    return samples
-
-
-class PrefetchingLoader:
-    """An Ultralytics training loader whose next batch is loaded in one background thread while the current one
-    trains (Ultralytics loads in the training thread on a CPU: ``workers`` 0).
-
-    Only the thread reads the dataset, one batch after the other and in the sampler's order, and it never runs
-    ahead into the next epoch (Ultralytics changes the dataset between epochs: closing the mosaic). Augmentation
-    draws from Python's and NumPy's global generators, which the training thread leaves alone, so a seed's batches
-    and results are the same as without the thread. The thread only reads and augments: the samples are stacked
-    into a batch by the loader's collate function in the training thread, because a torch operation large enough
-    to run in parallel would start a second team of OpenMP threads in the loading thread, competing with the
-    training's for the cores. Everything else is the wrapped loader's (``len``, ``dataset``, ``reset``,
-    ``close``...).
-    """
-
-    def __init__(self, loader: Any) -> None:
-        """Wrap ``loader`` (not iterated yet).
-
-        Raises:
-            ValueError: the loader has made its iterator already (its collate function can no longer change).
-        """
-        if getattr(loader, "iterator", None) is not None:
-            raise ValueError("a PrefetchingLoader wraps a loader before its first iteration")
-        self.loader = loader
-        self._collate = loader.collate_fn
-        loader.collate_fn = _samples  # read when the loader makes its iterator, which it has not yet
-        self._pool: ThreadPoolExecutor | None = None
-        self._loading_thread: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __getattr__(self, name: str) -> Any:
-        loader = self.__dict__.get("loader")
-        if loader is None or name.startswith("__"):  # copy and pickle probe a bare instance: no recursion
-            raise AttributeError(name)
-        return getattr(loader, name)
-
-    def _mark_loading_thread(self) -> None:
-        self._loading_thread = threading.get_ident()
-
-    def __iter__(self) -> Iterator[Any]:
-        """Yield one epoch of the wrapped loader's batches, each loaded while the previous one was used.
-
-        An error loading a batch is raised where that batch is asked for; a loop that stops early waits for the
-        batch in progress, so nothing reads the dataset once the loop has left.
-        """
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, "prefetch", initializer=self._mark_loading_thread)
-        batches = iter(self.loader)
-        pending = self._pool.submit(next, batches, _END)
-        try:
-            while (samples := pending.result()) is not _END:
-                pending = self._pool.submit(next, batches, _END)
-                yield self._collate(samples)
-        finally:
-            if threading.get_ident() != self._loading_thread:  # (a generator collected there: never wait on itself)
-                futures.wait([pending])
-
-    def close(self) -> None:
-        """Stop the prefetch thread, then close the wrapped loader as Ultralytics would (again: harmless)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if hasattr(self.loader, "close"):
-            self.loader.close()
-
-
 class ProxyTrainer(DetectionTrainer):
     """DetectionTrainer that saves only when asked, skips the re-validation of best.pt and times validation.
 
     With ``val=False`` Ultralytics validates at the final epoch (and at an epoch where early stopping could
     trigger, which a proxy's ``patience`` larger than its epochs rules out). ``epochs_start`` is set when the
     set-up (dataloaders, model, optimizer) ends, just before the first epoch. ``model_factory`` (nc -> model), when
-    set, builds the model to train instead of the YAML (a weight-sharing supernet). The training batches are
-    loaded one ahead in a thread (``PrefetchingLoader``; same results).
+    set, builds the model to train instead of the YAML (a weight-sharing supernet).
     """
 
     save_checkpoints = False
     model_factory: Callable[[int], nn.Module] | None = None
-    prefetch = True  # load the next training batch in a thread (False: Ultralytics' own loading, to compare)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.val_seconds = 0.0
         self.epochs_start: float | None = None
         self.add_callback("on_train_start", ProxyTrainer._mark_epochs_start)
-        self.add_callback("teardown", ProxyTrainer._stop_prefetch)  # in Ultralytics' finally: a failed run too
 
     @staticmethod
     def _mark_epochs_start(trainer: ProxyTrainer) -> None:
         trainer.epochs_start = time.perf_counter()
-
-    @staticmethod
-    def _stop_prefetch(trainer: ProxyTrainer) -> None:
-        loader = trainer.__dict__.get("train_loader")
-        if isinstance(loader, PrefetchingLoader):
-            loader.close()
 
     def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> nn.Module:
         """Return Ultralytics' model for ``cfg``, or ``model_factory``'s when it is set."""
         if self.model_factory is None:
             return super().get_model(cfg, weights, verbose)
         return self.set_model_names_for_load(self.model_factory(self.data["nc"]))
-
-    def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train") -> Any:
-        """Return Ultralytics' loader; a training loader that loads in the training thread (no worker processes)
-        is wrapped in a ``PrefetchingLoader``, unless multi-scale training draws from the generators it uses (or
-        quantisation-aware training is asked for: it calibrates on a few batches of such a loader)."""
-        loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
-        plain = self.args.multi_scale or self.args.quantize
-        if self.prefetch and mode == "train" and loader.num_workers == 0 and not plain:
-            return PrefetchingLoader(loader)
-        return loader
 
     def save_model(self) -> bool:
         """Save only when checkpoints are wanted (the warm-start base)."""

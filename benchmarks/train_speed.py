@@ -5,12 +5,21 @@ loading, no assigner, no optimizer) of the preset's stock model, at the preset's
 letterboxed training images, with all usable cores as torch threads. Reported in ms per image (median step / batch).
 Proxy: ``nas.measure.train_proxy`` of the same model with the preset's schedule for --epochs epochs, thread
 count as a trial gets it (``nas.measure.threads``) or --threads; its training epochs (set-up and validation
-excluded) divided by the images seen. Ratio = proxy / floor (bar: <= 1.3). Each variant of --variants adds train
-arguments (``cache``: decoded images kept in memory). Run it on an otherwise idle machine.
+excluded) divided by the images seen. Ratio = proxy / floor (bar: <= 1.3). Variants (--variants):
+
+- ``kept``: the proxy as it runs, decoded images kept in the process's memory (``decoded_images_kept``);
+- ``disk``: every image read and decoded from disk, as plain Ultralytics does (the proxy before 2026-11-25);
+- ``cache``: Ultralytics' ``cache=True`` (its RAM cache; the mosaic then draws from the whole dataset, so results
+  differ from the other two, which are equal bit for bit).
+
+The machine's speed drifts by several percent between runs, so --repeats rounds each measure the floor and then every
+variant (in a rotated order), each variant in a fresh store of decoded images; the ratio of a round is the variant
+over that round's floor, and the figures are the medians over rounds. Run it on an otherwise idle machine.
 
 Writes results/train_speed.json.
 
-    python -m benchmarks.train_speed [--study light] [--epochs 2] [--steps 20] [--variants plain cache]
+    python -m benchmarks.train_speed [--study light] [--epochs 2] [--steps 20] [--repeats 3]
+        [--variants kept disk cache]
 """
 
 from __future__ import annotations
@@ -19,16 +28,31 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from benchmarks.common import parser, say, write_result
+from modules import ultralytics_adapter as adapter
 from nas.config import load_preset
 from nas.measure import build_model, train_proxy
 from nas.measure.supernet import calibration_images
 from nas.measure.threads import usable_cpus
 
-VARIANTS = {"plain": {}, "cache": {"cache": True}}
+
+class Variant(NamedTuple):
+    """Train arguments added to the preset's schedule, and whether decoded images are kept in memory."""
+
+    train_args: dict
+    keep_decoded: bool
+    about: str
+
+
+VARIANTS = {
+    "kept": Variant({}, True, "the proxy as it runs: decoded images kept in memory"),
+    "disk": Variant({}, False, "every image read and decoded from disk (plain Ultralytics)"),
+    "cache": Variant({"cache": True}, True, "Ultralytics' cache=True (changes what the mosaic draws)"),
+}
 
 
 def floor_ms_per_image(cfg, steps: int, threads: int) -> float:
@@ -51,13 +75,21 @@ def floor_ms_per_image(cfg, steps: int, threads: int) -> float:
     return 1000 * statistics.median(times) / batch
 
 
-def proxy_ms_per_image(cfg, epochs: int, extra: dict, seed: int) -> tuple[float, int, float]:
-    """Return the proxy's training ms per image, its thread count and its mAP50-95 (a determinism check)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "model.yaml"
-        model.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
-        schedule = {**cfg.schedule, "epochs": epochs, **extra}
-        r = train_proxy(model, cfg.dataset.data_yaml(), schedule, Path(tmp) / "run", "cpu", seed)
+def proxy_ms_per_image(cfg, epochs: int, variant: Variant, seed: int) -> tuple[float, int, float]:
+    """Return the proxy's training ms per image, its thread count and its mAP50-95 (a determinism check), trained
+    with ``variant`` from an empty store of decoded images."""
+    budget = adapter.DECODED_IMAGES_MAX_BYTES
+    adapter.forget_decoded_images()
+    adapter.DECODED_IMAGES_MAX_BYTES = budget if variant.keep_decoded else 0
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = Path(tmp) / "model.yaml"
+            model.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
+            schedule = {**cfg.schedule, "epochs": epochs, **variant.train_args}
+            r = train_proxy(model, cfg.dataset.data_yaml(), schedule, Path(tmp) / "run", "cpu", seed)
+    finally:
+        adapter.DECODED_IMAGES_MAX_BYTES = budget
+        adapter.forget_decoded_images()
     images = epochs * cfg.dataset.synthetic.train_images * schedule.get("fraction", 1.0)
     return 1000 * r.train_s / images, r.threads, r.map50_95
 
@@ -67,32 +99,57 @@ def main() -> None:
     ap.add_argument("--study", default="light")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of floor + every variant")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args()
+    if args.repeats < 1 or args.epochs < 1:
+        ap.error("--repeats and --epochs must be at least 1")
     cfg = load_preset(args.study)
     if cfg.dataset.synthetic is None:
         ap.error(f"--study {args.study}: needs the embedded synthetic dataset (its image count is known)")
     cpus = usable_cpus()
-    floor = {threads: floor_ms_per_image(cfg, args.steps, threads) for threads in sorted({1, cpus})}
-    say("floor: " + ", ".join(f"{ms:.2f} ms/image with {n} thread(s)" for n, ms in floor.items()))
+    one_thread = floor_ms_per_image(cfg, args.steps, 1) if cpus > 1 else None
+    floors: list[float] = []
+    runs: dict[str, list[tuple[float, int, float]]] = {name: [] for name in args.variants}
+    for round_ in range(args.repeats):
+        floors.append(floor_ms_per_image(cfg, args.steps, cpus))
+        say(f"round {round_ + 1}: floor {floors[-1]:.2f} ms/image with {cpus} thread(s)")
+        shift = round_ % len(args.variants)
+        for name in args.variants[shift:] + args.variants[:shift]:
+            ms, threads, map50_95 = proxy_ms_per_image(cfg, args.epochs, VARIANTS[name], args.seed)
+            runs[name].append((ms, threads, map50_95))
+            say(
+                f"round {round_ + 1}: {name}: {ms:.2f} ms/image with {threads} thread(s), {ms / floors[-1]:.2f}x the "
+                f"floor, mAP50-95 {map50_95}"
+            )
     rows = {}
-    for name in args.variants:
-        ms, threads, map50_95 = proxy_ms_per_image(cfg, args.epochs, VARIANTS[name], args.seed)
+    for name, results in runs.items():
+        ms = [r[0] for r in results]
+        ratios = [m / f for m, f in zip(ms, floors, strict=True)]
         rows[name] = {
-            "ms_per_image": round(ms, 2),
-            "threads": threads,
-            "ratio_to_floor": round(ms / floor[cpus], 2),
-            "map50_95": map50_95,
-            "train_args": VARIANTS[name],
+            "ms_per_image": round(statistics.median(ms), 2),
+            "ratio_to_floor": round(statistics.median(ratios), 2),
+            "ms_per_round": [round(m, 2) for m in ms],
+            "ratio_per_round": [round(r, 3) for r in ratios],
+            "threads": sorted({r[1] for r in results}),
+            "map50_95": sorted({r[2] for r in results}),  # one value: deterministic for the seed and threads
+            "train_args": VARIANTS[name].train_args,
+            "decoded_images_kept": VARIANTS[name].keep_decoded,
+            "about": VARIANTS[name].about,
         }
-        say(f"{name}: {ms:.2f} ms/image with {threads} thread(s), {ms / floor[cpus]:.2f}x the floor, mAP {map50_95}")
+        say(f"{name}: median {rows[name]['ms_per_image']} ms/image, {rows[name]['ratio_to_floor']}x the floor")
+    floor_ms = {str(cpus): round(statistics.median(floors), 2)}
+    if one_thread is not None:
+        floor_ms = {"1": round(one_thread, 2), **floor_ms}
     figures = {
         "study": cfg.name,
         "batch": cfg.schedule["batch"],
         "imgsz": cfg.schedule["imgsz"],
         "epochs": args.epochs,
-        "floor_ms_per_image": {str(k): round(v, 2) for k, v in floor.items()},
+        "repeats": args.repeats,
+        "floor_ms_per_image": floor_ms,
+        "floor_ms_per_round": [round(f, 2) for f in floors],
         "proxy": rows,
         "bar_ratio": 1.3,
     }

@@ -4,22 +4,19 @@ Compute floor: a bare loop of forward and backward passes (the sum of the raw ou
 loading, no assigner, no optimizer) of the preset's stock model, at the preset's batch and training size, on real
 letterboxed training images, with all usable cores as torch threads. Reported in ms per image (median step / batch).
 Proxy: ``nas.measure.train_proxy`` of the same model with the preset's schedule for --epochs epochs, thread
-count as a trial gets it (``nas.measure.threads``) or --threads; its training epochs (set-up and validation
-excluded) divided by the images seen. Ratio = proxy / floor (bar: <= 1.3). Variants (--variants):
-
-- ``kept``: the proxy as it runs, decoded images kept in the process's memory (``decoded_images_kept``);
-- ``disk``: every image read and decoded from disk, as plain Ultralytics does (the proxy before 2026-11-25);
-- ``cache``: Ultralytics' ``cache=True`` (its RAM cache; the mosaic then draws from the whole dataset, so results
-  differ from the other two, which are equal bit for bit).
+count as a trial gets it (``nas.measure.threads``); its training epochs (set-up and validation
+excluded) divided by the images seen. Ratio = proxy / floor (bar: <= 1.3). Variants (--variants): ``plain``, the
+proxy as it runs; ``cache``, with Ultralytics' ``cache=True`` (its RAM cache; the mosaic then draws from the whole
+dataset instead of its buffer of recent images, so results differ).
 
 The machine's speed drifts by several percent between runs, so --repeats rounds each measure the floor and then every
-variant (in a rotated order), each variant in a fresh store of decoded images; the ratio of a round is the variant
-over that round's floor, and the figures are the medians over rounds. Run it on an otherwise idle machine.
+variant (in a rotated order); the ratio of a round is the variant over that round's floor, and the figures are the
+medians over rounds. Run it on an otherwise idle machine.
 
 Writes results/train_speed.json.
 
     python -m benchmarks.train_speed [--study light] [--epochs 2] [--steps 20] [--repeats 3]
-        [--variants kept disk cache]
+        [--variants plain cache]
 """
 
 from __future__ import annotations
@@ -28,30 +25,18 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 
 from benchmarks.common import parser, say, write_result
-from modules import ultralytics_adapter as adapter
 from nas.config import load_preset
 from nas.measure import build_model, train_proxy
 from nas.measure.supernet import calibration_images
 from nas.measure.threads import usable_cpus
 
-
-class Variant(NamedTuple):
-    """Train arguments added to the preset's schedule, and whether decoded images are kept in memory."""
-
-    train_args: dict
-    keep_decoded: bool
-    about: str
-
-
 VARIANTS = {
-    "kept": Variant({}, True, "the proxy as it runs: decoded images kept in memory"),
-    "disk": Variant({}, False, "every image read and decoded from disk (plain Ultralytics)"),
-    "cache": Variant({"cache": True}, True, "Ultralytics' cache=True (changes what the mosaic draws)"),
+    "plain": {},  # the proxy as it runs
+    "cache": {"cache": True},  # Ultralytics' RAM cache: changes what the mosaic draws
 }
 
 
@@ -75,21 +60,13 @@ def floor_ms_per_image(cfg, steps: int, threads: int) -> float:
     return 1000 * statistics.median(times) / batch
 
 
-def proxy_ms_per_image(cfg, epochs: int, variant: Variant, seed: int) -> tuple[float, int, float]:
-    """Return the proxy's training ms per image, its thread count and its mAP50-95 (a determinism check), trained
-    with ``variant`` from an empty store of decoded images."""
-    budget = adapter.DECODED_IMAGES_MAX_BYTES
-    adapter.forget_decoded_images()
-    adapter.DECODED_IMAGES_MAX_BYTES = budget if variant.keep_decoded else 0
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            model = Path(tmp) / "model.yaml"
-            model.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
-            schedule = {**cfg.schedule, "epochs": epochs, **variant.train_args}
-            r = train_proxy(model, cfg.dataset.data_yaml(), schedule, Path(tmp) / "run", "cpu", seed)
-    finally:
-        adapter.DECODED_IMAGES_MAX_BYTES = budget
-        adapter.forget_decoded_images()
+def proxy_ms_per_image(cfg, epochs: int, extra: dict, seed: int) -> tuple[float, int, float]:
+    """Return the proxy's training ms per image, its thread count and its mAP50-95 (a determinism check)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.yaml"
+        model.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
+        schedule = {**cfg.schedule, "epochs": epochs, **extra}
+        r = train_proxy(model, cfg.dataset.data_yaml(), schedule, Path(tmp) / "run", "cpu", seed)
     images = epochs * cfg.dataset.synthetic.train_images * schedule.get("fraction", 1.0)
     return 1000 * r.train_s / images, r.threads, r.map50_95
 
@@ -103,6 +80,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args()
+    args.variants = list(dict.fromkeys(args.variants))  # each once
     if args.repeats < 1 or args.epochs < 1:
         ap.error("--repeats and --epochs must be at least 1")
     cfg = load_preset(args.study)
@@ -134,9 +112,7 @@ def main() -> None:
             "ratio_per_round": [round(r, 3) for r in ratios],
             "threads": sorted({r[1] for r in results}),
             "map50_95": sorted({r[2] for r in results}),  # one value: deterministic for the seed and threads
-            "train_args": VARIANTS[name].train_args,
-            "decoded_images_kept": VARIANTS[name].keep_decoded,
-            "about": VARIANTS[name].about,
+            "train_args": VARIANTS[name],
         }
         say(f"{name}: median {rows[name]['ms_per_image']} ms/image, {rows[name]['ratio_to_floor']}x the floor")
     floor_ms = {str(cpus): round(statistics.median(floors), 2)}

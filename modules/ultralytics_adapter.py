@@ -14,11 +14,7 @@ Nothing in the installed package is edited. ``install()`` (run by ``import modul
   stock parser, if ever called directly, rejects them instead of wiring their channels wrongly;
 - **GFLOPs**: ``torch_utils.get_flops`` counts the operators in full (``modules.flops``); stock models keep
   Ultralytics' own function and numbers;
-- **safe loading**: ``torch.load(weights_only=True)`` accepts checkpoints that contain the operators;
-- **decoded images**: ``ultralytics.data.base.imread`` keeps what it decoded in memory while
-  ``decoded_images_kept()`` is active (the proxy's trainings and validations), so a process decodes each image
-  once. Ultralytics' own loading logic, its mosaic buffer included, runs unchanged, so results stay bit for bit
-  those of reading from disk (unlike ``cache=ram``, which changes what the mosaic draws).
+- **safe loading**: ``torch.load(weights_only=True)`` accepts checkpoints that contain the operators.
 
 ``ProxyTrainer`` (a ``DetectionTrainer`` overriding internal hooks) lives here for the same reason.
 """
@@ -71,15 +67,13 @@ def check_version(version: str | None = None) -> str:
 
 check_version()
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402  (after the version check and YOLO_OFFLINE)
 from torch import nn  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from ultralytics.nn import tasks  # noqa: E402
 from ultralytics.nn.modules.block import C3k2  # noqa: E402
 from ultralytics.nn.modules.conv import Conv  # noqa: E402
-from ultralytics.utils import LOGGER, USER_CONFIG_DIR, patches, torch_utils  # noqa: E402
+from ultralytics.utils import LOGGER, USER_CONFIG_DIR, torch_utils  # noqa: E402
 
 from .flops import RULES, count_macs  # noqa: E402
 from .table import OPERATORS, Operator  # noqa: E402
@@ -273,68 +267,6 @@ def operator_classes() -> list[type[nn.Module]]:
     return sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}")
 
 
-# --- decoded images ---------------------------------------------------------------------------------------------
-
-DECODED_IMAGES_MAX_BYTES = 1 << 30  # per process; further images are read from disk as usual
-stock_imread = patches.imread  # Ultralytics' reader, before install() replaces the dataset module's reference
-
-
-class _DecodedImages:
-    """What ``imread`` decoded, keyed by file, flags and the file's size and mtime (an edited file is read again)."""
-
-    def __init__(self) -> None:
-        self.images: dict[tuple[str, int, int, int], np.ndarray] = {}
-        self.bytes = 0
-        self.active = 0  # nesting depth of ``decoded_images_kept``
-
-
-_decoded = _DecodedImages()
-
-
-def imread(filename: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """Return ``patches.imread(filename, flags)``, decoded once per process while ``decoded_images_kept()`` is active.
-
-    The caller gets its own copy (Ultralytics' augmentations may write into the array it returns).
-    """
-    if not _decoded.active:
-        return stock_imread(filename, flags)
-    try:
-        st = os.stat(filename)
-    except OSError:
-        return stock_imread(filename, flags)  # let Ultralytics report the missing file as it does
-    key = (os.fspath(filename), int(flags), st.st_size, st.st_mtime_ns)
-    image = _decoded.images.get(key)
-    if image is None:
-        image = stock_imread(filename, flags)
-        if image is None:
-            return None
-        if _decoded.bytes + image.nbytes <= DECODED_IMAGES_MAX_BYTES:
-            _decoded.images[key] = image
-            _decoded.bytes += image.nbytes
-            image = image.copy()
-        return image
-    return image.copy()
-
-
-def forget_decoded_images() -> int:
-    """Drop every image kept so far (their memory is freed once no caller holds them); return how many there were."""
-    count = len(_decoded.images)
-    _decoded.images.clear()
-    _decoded.bytes = 0
-    return count
-
-
-@contextlib.contextmanager
-def decoded_images_kept() -> Iterator[None]:
-    """Keep the images Ultralytics' datasets decode in this process's memory while the block runs (and reuse them
-    in later blocks), up to ``DECODED_IMAGES_MAX_BYTES``."""
-    _decoded.active += 1
-    try:
-        yield
-    finally:
-        _decoded.active -= 1
-
-
 # --- training ---------------------------------------------------------------------------------------------------
 
 
@@ -387,7 +319,6 @@ class ProxyTrainer(DetectionTrainer):
 
 def install() -> None:
     """Apply every patch above to Ultralytics (idempotent)."""
-    import ultralytics.data.base as dataset_base
     import ultralytics.data.utils as data_utils
     import ultralytics.engine.trainer as trainer
     import ultralytics.utils.plotting as plotting
@@ -397,7 +328,6 @@ def install() -> None:
     plotting.check_font = local_font
     trainer.check_amp = local_check_amp
     tasks.parse_model = parse_model
-    dataset_base.imread = imread
     torch_utils.get_flops = get_flops
     with contextlib.suppress(AttributeError):  # torch < 2.4 has no allow-list
         torch.serialization.add_safe_globals(operator_classes())

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from ultralytics.utils import LOGGER
 
-from modules.ultralytics_adapter import ProxyTrainer, decoded_images_kept
+from modules.ultralytics_adapter import ProxyTrainer
 
 from ..errors import UserError
 from .latency_lock import pausing_for_measurements
@@ -59,8 +59,7 @@ def train_proxy(
     ``save``: keep ``run_dir/weights/last.pt`` (used to train the warm-start base).
     ``customize``: called with the trainer before it trains (the supernet sets its model and callbacks there).
     On a CPU it trains with the threads ``threads.training_threads`` grants (the cores other trainings and
-    processes leave free), not Ultralytics' ``cpu_count - 1``. Decoded images stay in the process's memory for
-    later epochs and trainings (``decoded_images_kept``; results are those of reading from disk).
+    processes leave free), not Ultralytics' ``cpu_count - 1``.
 
     Raises:
         FloatingPointError: the loss became NaN/inf (Ultralytics could not recover).
@@ -96,8 +95,7 @@ def train_proxy(
             torch.set_num_threads(threads)  # select_device, in the trainer's __init__, set Ultralytics' count
             if customize:
                 customize(trainer)
-            # each batch holds the host's latency lock shared
-            with pausing_for_measurements(trainer), decoded_images_kept():
+            with pausing_for_measurements(trainer):  # each batch holds the host's latency lock shared
                 trainer.train()
     finally:
         LOGGER.setLevel(level)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 
 from modules.conv2former import ConvMod
-from modules.ultralytics_adapter import ProxyTrainer, decoded_images_kept, imread
+from modules.ultralytics_adapter import ProxyTrainer
 
 from ..config import SUPERNET_KERNELS, StudyConfig
 from ..errors import UserError
@@ -300,7 +301,7 @@ def calibration_images(data_yaml: Path, imgsz: int, count: int = BN_IMAGES) -> I
     files = sorted(f for d in folders for f in d.rglob("*") if f.suffix.lower().lstrip(".") in IMG_FORMATS)[:count]
     letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=False)
     for start in range(0, len(files), BN_BATCH):
-        images = [letterbox(image=imread(f))[..., ::-1] for f in files[start : start + BN_BATCH]]
+        images = [letterbox(image=cv2.imread(str(f)))[..., ::-1] for f in files[start : start + BN_BATCH]]
         yield torch.from_numpy(np.ascontiguousarray(np.stack(images))).permute(0, 3, 1, 2).float() / 255.0
 
 
@@ -355,8 +356,7 @@ def supernet_proxy(
         inherited = inherit(candidate, _state(supernet), path_of(cfg.space, arch))
         t_bn = time.perf_counter()
         images = calibration_images(cfg.dataset.data_yaml(), cfg.schedule["imgsz"])
-        with decoded_images_kept():
-            recalibrate_bn(candidate, paused_batches(images))  # never beside another worker's latency measurement
+        recalibrate_bn(candidate, paused_batches(images))  # never beside another worker's latency measurement
         phases = {"inherit_s": t_bn - t, "bn_recal_s": time.perf_counter() - t_bn, "inherited_tensors": inherited}
         run_dir.mkdir(parents=True, exist_ok=True)
         weights = run_dir / "inherited.pt"
@@ -390,7 +390,7 @@ def _validate(weights: Path, cfg: StudyConfig, run_dir: Path, device: str) -> Pr
             model = YOLO(str(weights))
             # Ultralytics' select_device sets its own thread count just before the validation starts
             model.add_callback("on_val_start", lambda _: torch.set_num_threads(threads))
-            with pausing_for_measurements(model), decoded_images_kept():
+            with pausing_for_measurements(model):
                 metrics = model.val(
                     data=str(cfg.dataset.data_yaml()),
                     imgsz=cfg.schedule["imgsz"],

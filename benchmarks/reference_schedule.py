@@ -1,15 +1,17 @@
 """Would another training schedule make the fidelity reference's seeds agree? A pilot on chosen (architecture, seed)
 pairs of ``proxy_fidelity``'s light set.
 
-Each pair trains from scratch for 16 epochs through ``proxy_fidelity``'s own training function, with light's
-schedule changed by the variant, one thread (as the reference's workers train), and appends one JSON line to
-results/reference_schedule_runs.jsonl as it finishes. Compare a variant's seeds with each other and with the
-reference's recorded values (``proxy_fidelity.json``, ``architectures[].reference``). Variants:
+Each pair trains from scratch (16 epochs unless the variant says otherwise) through ``proxy_fidelity``'s own
+training function, with light's schedule changed by the variant, one thread (as the reference's workers train),
+and appends one JSON line to results/reference_schedule_runs.jsonl as it finishes. Compare a variant's seeds with
+each other and with the reference's recorded values (``proxy_fidelity.json``, ``architectures[].reference``).
+Variants:
 
 - ``light``: light's schedule unchanged (reproduces the recorded reference run of the same seed);
 - ``auto``: Ultralytics' own recipe for a training this short (``optimizer: auto``: AdamW at lr 0.002 * 5 / (4 + nc),
   bias warm-up from 0, momentum 0.9);
-- ``nobias``: light's lr 0.003 without the bias warm-up (``warmup_bias_lr: 0``; Ultralytics' 0.1 is meant for SGD).
+- ``nobias``: light's lr 0.003 without the bias warm-up (``warmup_bias_lr: 0``; Ultralytics' 0.1 is meant for SGD);
+- ``light30``: light's schedule for 30 epochs instead of 16 (YOLO11n reaches mAP50-95 0.74 there, 0.62 at 16).
 
 Run two commands side by side to use both cores:
 
@@ -26,7 +28,7 @@ from benchmarks.common import RESULTS, diverse_architectures, parser, say
 from benchmarks.proxy_fidelity import Bench, _preset, _train
 from nas.measure import threads
 
-VARIANTS = {"light": {}, "auto": {"optimizer": "auto"}, "nobias": {"warmup_bias_lr": 0.0}}
+VARIANTS = {"light": {}, "auto": {"optimizer": "auto"}, "nobias": {"warmup_bias_lr": 0.0}, "light30": {"epochs": 30}}
 RUNS = RESULTS / "reference_schedule_runs.jsonl"
 EPOCHS = 16
 

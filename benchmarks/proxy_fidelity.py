@@ -94,6 +94,7 @@ TOP = 3
 BAR_SPEARMAN = 0.8
 SUPERNET_EPOCHS = 16
 # issue 12's protocol: what the summary checks the command against
+REFERENCE_EPOCHS = 16  # the reference's default schedule (proxy_fidelity.json)
 PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_on": 6}
 
 UnitId = tuple[str, str, int]  # (architecture key, role, seed)
@@ -952,6 +953,13 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
     return _finite(figures)
 
 
+def summary_name(reference_epochs: int, val_images: int | None) -> str:
+    """Return the summary's file stem: proxy_fidelity for the default reference and the preset's validation set,
+    with ``_ref<N>`` for another reference schedule and ``_val<N>`` for another validation set."""
+    name = NAME if reference_epochs == REFERENCE_EPOCHS else f"{NAME}_ref{reference_epochs}"
+    return name if val_images is None else f"{name}_val{val_images}"
+
+
 def default_mode(cfg: StudyConfig) -> str:
     """Return the name of the mode that measures the preset's own proxy (its ``init`` and epochs)."""
     if cfg.init != "supernet":
@@ -1154,7 +1162,12 @@ def main() -> None:
     ap.add_argument("--study", default="light")
     ap.add_argument("--n", type=int, default=12, help="architectures: the stock one and n-1 random ones")
     ap.add_argument("--seed", type=int, default=0, help="seed of the architecture draw")
-    ap.add_argument("--reference-epochs", type=int, default=16)
+    ap.add_argument(
+        "--reference-epochs",
+        type=int,
+        default=REFERENCE_EPOCHS,
+        help=f"default {REFERENCE_EPOCHS}; another number's summary is proxy_fidelity_ref<N>.json",
+    )
     ap.add_argument("--reference-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--proxy-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--second-seed-on", type=int, default=6, help="the seeds after the first: on the first N archs")
@@ -1196,7 +1209,7 @@ def main() -> None:
         args.proxy_epochs,
         args.val_images,
     )
-    result_name = NAME if args.val_images is None else f"{NAME}_val{args.val_images}"
+    result_name = summary_name(args.reference_epochs, args.val_images)
     archs = diverse_architectures(cfg.space, args.n, args.seed)
     units = plan(archs, args)
     missing = operator_forms(archs)["missing"]

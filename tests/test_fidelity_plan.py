@@ -8,7 +8,14 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks.common import diverse_architectures
-from benchmarks.proxy_fidelity import every_split, paired_difference, plan, unit_threads
+from benchmarks.proxy_fidelity import (
+    REFERENCE_EPOCHS,
+    every_split,
+    paired_difference,
+    plan,
+    summary_name,
+    unit_threads,
+)
 from nas.ranking import spearman
 from nas.space import load_space
 
@@ -87,3 +94,10 @@ def test_paired_difference_tells_a_proxy_from_the_default_only_beyond_the_resamp
     reversed_ = paired_difference(ref, ref[::-1], ref)
     assert reversed_["spearman_difference"] == 2.0 and reversed_["interval_90"][0] > 0
     assert paired_difference(ref, [0.3] * 6, ref) is None  # a constant proxy has no ranks
+
+
+def test_a_summary_of_another_reference_schedule_or_validation_set_never_replaces_the_headline_file() -> None:
+    assert summary_name(REFERENCE_EPOCHS, None) == "proxy_fidelity"
+    assert summary_name(REFERENCE_EPOCHS + 14, None) == f"proxy_fidelity_ref{REFERENCE_EPOCHS + 14}"
+    assert summary_name(REFERENCE_EPOCHS, 128) == "proxy_fidelity_val128"
+    assert summary_name(REFERENCE_EPOCHS + 14, 128) == f"proxy_fidelity_ref{REFERENCE_EPOCHS + 14}_val128"

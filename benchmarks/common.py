@@ -4,6 +4,7 @@ command line, the architecture draw, rank correlations, process pools and a stud
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -39,11 +40,32 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     )
 
 
-def machine() -> dict:
-    """Return the CPU model, its thread count, torch's thread setting and the GPU (if any)."""
-    gpu = device_name("cuda") if torch.cuda.is_available() else None
+def host(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """Return what tells this host's CPU arithmetic apart: the CPU model, its family/model/stepping from
+    ``cpuinfo`` (None where it is not readable) and the vector instructions torch's kernels use (``AVX2``,
+    ``AVX512``, ...). A seeded training reproduces its result only on the same kind of host: the stock model's
+    16-epoch seed 1 gave 0.59811 on one AMD EPYC VM and 0.6115 on another (benchmarks/README.md)."""
+    fields = {}
+    with contextlib.suppress(OSError), cpuinfo.open() as f:
+        for line in f:
+            name, _, value = (part.strip() for part in line.partition(":"))
+            if name in ("cpu family", "model", "stepping"):
+                fields.setdefault(name, value)
+            elif not line.strip():
+                break  # the first processor's block is enough
+    family = "/".join(fields[k] for k in ("cpu family", "model", "stepping")) if len(fields) == 3 else None
     return {
         "cpu": device_name("cpu"),
+        "cpu_family_model_stepping": family,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def machine() -> dict:
+    """Return the CPU (``host()``), its thread count, torch's thread setting and the GPU (if any)."""
+    gpu = device_name("cuda") if torch.cuda.is_available() else None
+    return {
+        **host(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,

@@ -44,6 +44,7 @@ The summary's headline (spearman, kendall, spearman_ci90) is the mode that measu
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import functools
 import itertools
@@ -68,6 +69,7 @@ import optuna
 from benchmarks.common import (
     RESULTS,
     diverse_architectures,
+    host,
     invocation,
     parser,
     say,
@@ -770,6 +772,19 @@ def _mean_seconds(done: dict, role: str) -> float | None:
     return round(statistics.fmean(secs), 3) if secs else None
 
 
+def hosts(done: dict, role: str) -> dict[str, int]:
+    """Return how many of ``role``'s finished units each host ran: {CPU, family/model/stepping and vector
+    instructions: count}, ``not recorded`` for records older than the ``host`` field."""
+    names = [
+        " ".join(str(h.get(f)) for f in ("cpu", "cpu_family_model_stepping", "cpu_capability"))
+        if (h := record.get("host"))
+        else "not recorded"
+        for (_, r, _), record in done.items()
+        if r == role
+    ]
+    return dict(collections.Counter(names).most_common())
+
+
 def top_k(keys: list[str], proxy: dict[str, float], ref: dict[str, float]) -> dict:
     """Return whether the proxy's top ``TOP`` of ``keys`` holds the reference's best (any of them, if tied), and the
     reference's loss of taking the proxy's first; null with a note where that says nothing."""
@@ -932,6 +947,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             "seeds": args.reference_seeds,
             "second_seed_on": args.second_seed_on,
             "mean_seconds": _mean_seconds(done, "reference"),
+            "hosts": hosts(done, "reference"),
             "repeatability": repeatability,
             "repeatability_of_mean": of_mean,
             "repeatability_every_split": splits,
@@ -1094,6 +1110,7 @@ def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO
     if not pending:
         return 0
     command = invocation() + "".join(f" {a}" for a in sys.argv[1:])
+    where = host()
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers
     status = 0
     pool = spawn_pool(args.workers)
@@ -1120,6 +1137,7 @@ def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO
                 settings = role_mode(unit.role)[0].settings(bench, unit.seed)
                 record |= {
                     "settings": settings,
+                    "host": where,  # not a setting: records of another host still count (its noise is a seed's)
                     "command": command,
                     "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                 }

@@ -24,7 +24,7 @@ import json
 import os
 from pathlib import Path
 
-from benchmarks.common import RESULTS, diverse_architectures, parser, say
+from benchmarks.common import RESULTS, diverse_architectures, host, parser, say
 from benchmarks.proxy_fidelity import Bench, _preset, _train
 from nas.measure import threads
 
@@ -62,6 +62,7 @@ def main() -> None:
             "seconds": round(out.seconds, 1),
             "threads": out.threads,
             "schedule": schedule,
+            "host": host(),
         }
         with RUNS.open("a") as fh:
             fh.write(json.dumps(record) + "\n")

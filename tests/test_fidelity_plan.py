@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.common import diverse_architectures
+from benchmarks.common import diverse_architectures, host
 from benchmarks.proxy_fidelity import (
     REFERENCE_EPOCHS,
     every_split,
+    hosts,
     paired_difference,
     plan,
     summary_name,
@@ -101,3 +102,20 @@ def test_a_summary_of_another_reference_schedule_or_validation_set_never_replace
     assert summary_name(REFERENCE_EPOCHS + 14, None) == f"proxy_fidelity_ref{REFERENCE_EPOCHS + 14}"
     assert summary_name(REFERENCE_EPOCHS, 128) == "proxy_fidelity_val128"
     assert summary_name(REFERENCE_EPOCHS + 14, 128) == f"proxy_fidelity_ref{REFERENCE_EPOCHS + 14}_val128"
+
+
+def test_each_record_names_the_cpu_family_it_ran_on_and_the_summary_counts_the_references_by_host(tmp_path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {m}\nmodel name\t: AMD EPYC\n"
+    cpuinfo.write_text(block.format(n=0, m=1) + "stepping\t: 1\n\n" + block.format(n=1, m=17) + "stepping\t: 2\n")
+    here = host(cpuinfo)
+    assert here["cpu_family_model_stepping"] == "25/1/1"  # the first processor's, never a mix of two
+    assert here["cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256"}
+    assert host(tmp_path / "missing")["cpu_family_model_stepping"] is None
+    done = {
+        ("a", "reference", 0): {"host": {**here, "cpu": "AMD EPYC"}},
+        ("b", "reference", 0): {"host": {**here, "cpu": "AMD EPYC"}},
+        ("a", "reference", 1): {},
+        ("a", "scratch", 0): {"host": {**here, "cpu": "other"}},
+    }
+    assert hosts(done, "reference") == {f"AMD EPYC 25/1/1 {here['cpu_capability']}": 2, "not recorded": 1}

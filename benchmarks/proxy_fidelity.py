@@ -84,7 +84,7 @@ from nas.measure import architecture_cost, remove_run, train_proxy, warm_base_pa
 from nas.measure import threads as cpu_threads
 from nas.measure.supernet import fine_tune_schedule, supernet_file, supernet_proxy, train_supernet
 from nas.measure.zero_cost import ZICO_BATCH, ZICO_BATCHES, labelled_batches, synflow, zico
-from nas.ranking import kendall, spearman
+from nas.ranking import kendall, partial_spearman, spearman
 from nas.space import Architecture, Choice
 
 NAME = "proxy_fidelity"
@@ -402,6 +402,9 @@ DEFAULT_MODES = (
 )
 
 
+COST_MODE = "gflops"  # the mode whose score is the architectures' cost (minus GFLOPs at the deployment size)
+
+
 def role_mode(role: str) -> tuple[Mode, bool]:
     """Return the mode of ``role`` and whether the role is the mode's one-off step."""
     if role == "reference":
@@ -665,6 +668,26 @@ def paired_difference(a: list[float], b: list[float], ref: list[float]) -> dict 
     return {"spearman_difference": round(point, 4), "interval_90": _interval(diffs) if len(diffs) >= 2 else None}
 
 
+def beyond_cost(proxy: list[float], ref: list[float], cost: list[float]) -> dict | None:
+    """Return the proxy's Spearman agreement with ``ref`` beyond what both share with ``cost`` (the architectures'
+    minus-GFLOPs scores: ``partial_spearman``) with a bootstrap 90% interval; None where undefined (too few
+    architectures, or a side that ranks exactly like the cost).
+
+    The search already has GFLOPs as an objective: a proxy adds to the front only what it ranks right beyond them."""
+    n = len(ref)
+    point = partial_spearman(proxy, ref, cost) if n >= MIN_RANKED else math.nan
+    if math.isnan(point):
+        return None
+    rng = random.Random(BOOTSTRAP_SEED)
+    draws = []
+    for _ in range(BOOTSTRAP_DRAWS):
+        idx = [rng.randrange(n) for _ in range(n)]
+        r = partial_spearman([proxy[i] for i in idx], [ref[i] for i in idx], [cost[i] for i in idx])
+        if not math.isnan(r):
+            draws.append(r)
+    return {"partial_spearman": round(point, 4), "interval_90": _interval(draws) if len(draws) >= 2 else None}
+
+
 def _spread(values: dict[str, dict[int, float]], seeds: list[int], field: str = "map50_95") -> dict:
     """Return the seed-to-seed correlation (first two seeds) and the per-architecture range of ``field`` over the
     seeds."""
@@ -724,17 +747,21 @@ def _split_half(values: dict[str, dict[int, float]], seeds: list[int]) -> dict |
     return correlation(a, b, names) | {"halves": [list(h) for h in halves]}
 
 
-def every_split(values: dict[str, dict[int, float]], seeds: list[int]) -> dict | None:
+def every_split(
+    values: dict[str, dict[int, float]], seeds: list[int], given: dict[str, float] | None = None
+) -> dict | None:
     """Return how a mean over half of ``seeds`` repeats itself, over every way of drawing two disjoint halves of
     ``len(seeds) // 2`` seeds: the Spearman between the two halves' means on the architectures trained with every
     seed, its mean, minimum and maximum over the splits, and the Spearman-Brown estimate of how the mean over all
     the seeds would repeat itself, m r / (1 + (m - 1) r) with m = len(seeds) / half (an estimate). None below four
-    seeds or with too few architectures.
+    seeds or with too few architectures. With ``given`` ({architecture: cost score}) the agreement is the partial
+    Spearman beyond that score (the architectures without one left out): how well the reference repeats what
+    the cost does not already tell.
 
     One split depends on which seeds fell together (two seeds that agree by chance in one half); the mean over
     all of them does not."""
     half = len(seeds) // 2
-    every = [k for k, v in values.items() if all(s in v for s in seeds)]
+    every = [k for k, v in values.items() if all(s in v for s in seeds) and (given is None or k in given)]
     if half < 2 or len(every) < MIN_RANKED:
         return None
     rs = []
@@ -742,8 +769,11 @@ def every_split(values: dict[str, dict[int, float]], seeds: list[int]) -> dict |
         rest = [s for s in seeds if s not in a]
         for b in itertools.combinations(rest, half):
             if a < b:  # each unordered pair of halves once
-                means = ([statistics.fmean(values[k][s] for s in h) for k in every] for h in (a, b))
-                rs.append(spearman(*means))
+                x, y = ([statistics.fmean(values[k][s] for s in h) for k in every] for h in (a, b))
+                rs.append(spearman(x, y) if given is None else partial_spearman(x, y, [given[k] for k in every]))
+    rs = [r for r in rs if not math.isnan(r)]
+    if not rs:
+        return None
     r = statistics.fmean(rs)
     m = len(seeds) / half
     return {
@@ -875,6 +905,13 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             figures["vs_default"] = paired_difference(
                 [firsts[name][k] for k in keys], [firsts[default][k] for k in keys], [ref_mean[k] for k in keys]
             )
+    cost = firsts.get(COST_MODE)  # minus GFLOPs: what a proxy adds to the search's cost objective, if anything
+    for name, figures in modes.items():
+        if cost and name != COST_MODE:
+            keys = [k for k in order if k in firsts[name] and k in cost and k in ref_mean]
+            figures["beyond_gflops"] = beyond_cost(
+                [firsts[name][k] for k in keys], [ref_mean[k] for k in keys], [cost[k] for k in keys]
+            )
     roles_run = ("reference", *args.modes)
     maps = {role: _by_arch(done, role, order, role_mode(role)[0].field) for role in roles_run}
     secs = {role: _by_arch(done, role, order, "seconds") for role in roles_run}
@@ -905,6 +942,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         of_mean = None  # partial: a ceiling over some architectures would not be the reference's
     pairwise = _pairwise(ref, args.reference_seeds) if args.second_seed_on == args.n else None
     splits = every_split(ref, args.reference_seeds) if of_mean else None
+    splits_beyond = every_split(ref, args.reference_seeds, cost) if of_mean and cost else None
     ceiling, basis = repeatability and repeatability["spearman"], None
     if splits:
         ceiling = splits["mean_spearman"]
@@ -951,6 +989,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             "repeatability": repeatability,
             "repeatability_of_mean": of_mean,
             "repeatability_every_split": splits,
+            "repeatability_beyond_gflops": splits_beyond,
             "pairwise": pairwise,
         },
         "by_mode": modes,
@@ -1058,20 +1097,32 @@ def print_table(s: dict) -> None:
             f"a mean over {splits['seeds_in_mean']} seeds would repeat itself at about "
             f"{splits['spearman_brown_estimate_of_mean']} (Spearman-Brown estimate)"
         )
+    beyond = r.get("repeatability_beyond_gflops")
+    if beyond:
+        print(
+            f"  beyond GFLOPs (partial Spearman given minus GFLOPs), the same splits: {beyond['mean_spearman']:.3f} "
+            f"(min {beyond['min_spearman']:.2f}, max {beyond['max_spearman']:.2f}); over all {beyond['seeds_in_mean']} "
+            f"seeds about {beyond['spearman_brown_estimate_of_mean']} (Spearman-Brown estimate)"
+        )
+    if r.get("hosts"):
+        print("  trained on: " + "; ".join(f"{host} ({n})" for host, n in r["hosts"].items()))
     width = max([17, *map(len, s["by_mode"])])
     head = f"{'mode':<{width}} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
-    print("\n" + head + f"{'seed-to-seed ρ':<14} {'s/trial':>8}  {'Δ vs default [90%]':<22} one-off")
+    head += f"{'seed-to-seed ρ':<14} {'s/trial':>8}  {'Δ vs default [90%]':<22} {'beyond GFLOPs [90%]':<22} one-off"
+    print("\n" + head)
     for name, m in s["by_mode"].items():
         top = "-" if m["top3_contains_best"] is None else ("yes" if m["top3_contains_best"] else "no")
         sts = m["seed_to_seed"]
         one = m.get("one_off")
         vs = m.get("vs_default")
         one_s = f"{one['seconds']} s ({one['step']})" if one and one["seconds"] is not None else "-"
+        past = m.get("beyond_gflops")
         print(
             f"{name:<{width}} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
             f"{_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
             f"{_fmt(sts and sts['spearman']):<14} {_seconds(m['mean_seconds_per_trial']):>8}  "
-            f"{_fmt(vs and vs['spearman_difference'], vs and vs['interval_90']):<22} {one_s}"
+            f"{_fmt(vs and vs['spearman_difference'], vs and vs['interval_90']):<22} "
+            f"{_fmt(past and past['partial_spearman'], past and past['interval_90']):<22} {one_s}"
         )
     for name, m in s["by_mode"].items():
         for what, note in (

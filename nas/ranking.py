@@ -1,6 +1,7 @@
 """Rank agreement between two orderings of the same items: Spearman's rho and Kendall's tau-b, ties handled.
 
-Used to judge a proxy against longer training (``nas.verify``, ``benchmarks/proxy_fidelity.py``).
+Used to judge a proxy against longer training (``nas.verify``, ``benchmarks/proxy_fidelity.py``), also beyond what both
+share with a cost score (``partial_spearman``).
 """
 
 from __future__ import annotations
@@ -51,3 +52,15 @@ def kendall(a: Sequence[float], b: Sequence[float]) -> float:
             disc += 1
     denom = ((conc + disc + ta) * (conc + disc + tb)) ** 0.5
     return (conc - disc) / denom if denom else float("nan")
+
+
+def partial_spearman(a: Sequence[float], b: Sequence[float], given: Sequence[float]) -> float:
+    """Return the Spearman agreement of ``a`` and ``b`` beyond what both share with ``given``: the partial
+    correlation of their ranks, (r_ab - r_ag r_bg) / sqrt((1 - r_ag^2)(1 - r_bg^2)) with Spearman's r. NaN where a
+    side is constant or ranks exactly like ``given`` (nothing is left beyond it).
+
+    A proxy that agrees with longer training only because both follow the architectures' cost scores about 0 here,
+    however high its plain Spearman."""
+    r_ab, r_ag, r_bg = spearman(a, b), spearman(a, given), spearman(b, given)
+    denom = max(0.0, (1 - r_ag**2) * (1 - r_bg**2)) ** 0.5  # max: |r| may exceed 1 by a rounding error
+    return (r_ab - r_ag * r_bg) / denom if denom > 1e-12 else float("nan")

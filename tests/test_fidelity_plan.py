@@ -10,6 +10,7 @@ import pytest
 from benchmarks.common import diverse_architectures, host
 from benchmarks.proxy_fidelity import (
     REFERENCE_EPOCHS,
+    beyond_cost,
     every_split,
     hosts,
     paired_difference,
@@ -17,7 +18,7 @@ from benchmarks.proxy_fidelity import (
     summary_name,
     unit_threads,
 )
-from nas.ranking import spearman
+from nas.ranking import partial_spearman, ranks, spearman
 from nas.space import load_space
 
 
@@ -119,3 +120,44 @@ def test_each_record_names_the_cpu_family_it_ran_on_and_the_summary_counts_the_r
         ("a", "scratch", 0): {"host": {**here, "cpu": "other"}},
     }
     assert hosts(done, "reference") == {f"AMD EPYC 25/1/1 {here['cpu_capability']}": 2, "not recorded": 1}
+
+
+def test_agreement_beyond_gflops_is_what_the_ranks_share_once_the_cost_ranks_are_regressed_out() -> None:
+    rng = random.Random(3)
+    cost = [rng.random() for _ in range(12)]
+    merit = [rng.random() for _ in range(12)]  # what the cost does not tell
+    ref = [c + m for c, m in zip(cost, merit, strict=True)]
+    follows_cost = [c + 0.1 * rng.random() for c in cost]
+    sees_merit = [0.2 * c + m for c, m in zip(cost, merit, strict=True)]
+
+    def residual_correlation(a: list[float], b: list[float]) -> float:  # least squares on the ranks, by hand
+        z = ranks(cost)
+        mz = sum(z) / len(z)
+
+        def residuals(y: list[float]) -> list[float]:
+            r = ranks(y)
+            my = sum(r) / len(r)
+            slope = sum((zi - mz) * (ri - my) for zi, ri in zip(z, r, strict=True)) / sum((zi - mz) ** 2 for zi in z)
+            return [ri - my - slope * (zi - mz) for zi, ri in zip(z, r, strict=True)]
+
+        ea, eb = residuals(a), residuals(b)
+        num = sum(x * y for x, y in zip(ea, eb, strict=True))
+        return num / (sum(x * x for x in ea) * sum(y * y for y in eb)) ** 0.5
+
+    for proxy in (follows_cost, sees_merit):
+        assert partial_spearman(proxy, ref, cost) == pytest.approx(residual_correlation(proxy, ref))
+    assert spearman(follows_cost, ref) > 0.3  # a plain Spearman credits the cost's share...
+    assert abs(beyond_cost(follows_cost, ref, cost)["partial_spearman"]) < 0.5  # ...the partial one does not
+    assert beyond_cost(sees_merit, ref, cost)["partial_spearman"] > 0.8
+    assert beyond_cost(cost, ref, cost) is None  # ranks exactly like the cost: nothing beyond it
+
+
+def test_the_references_repeatability_beyond_gflops_drops_what_its_halves_share_only_through_the_cost() -> None:
+    rng = random.Random(5)
+    keys = [f"a{i}" for i in range(30)]
+    cost = {k: rng.random() for k in keys}
+    only_cost = {k: {s: cost[k] + 0.05 * rng.random() for s in range(4)} for k in keys}  # seeds agree via cost
+    plain, beyond = every_split(only_cost, [0, 1, 2, 3]), every_split(only_cost, [0, 1, 2, 3], cost)
+    assert plain["mean_spearman"] > 0.9 and abs(beyond["mean_spearman"]) < 0.4
+    assert beyond["n_splits"] == plain["n_splits"] == 3
+    assert every_split(only_cost, [0, 1, 2, 3], {k: cost[k] for k in keys[:2]}) is None  # too few with a cost

@@ -890,7 +890,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             step = done.get(step_id)
             figures["one_off"] = {
                 "step": step_id[1],
-                "seconds": step and step["seconds"],
+                "seconds": step and (None if step["note"] else step["seconds"]),  # a note: reused, time unknown
                 "epochs": step and step["epochs"],
                 "note": step and step["note"],
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 from types import SimpleNamespace
 
 import pytest
@@ -10,11 +11,14 @@ import pytest
 from benchmarks.common import diverse_architectures, host
 from benchmarks.proxy_fidelity import (
     REFERENCE_EPOCHS,
+    Bench,
     beyond_cost,
     every_split,
     hosts,
     paired_difference,
     plan,
+    role_mode,
+    summarize,
     summary_name,
     unit_threads,
 )
@@ -161,3 +165,43 @@ def test_the_references_repeatability_beyond_gflops_drops_what_its_halves_share_
     assert plain["mean_spearman"] > 0.9 and abs(beyond["mean_spearman"]) < 0.4
     assert beyond["n_splits"] == plain["n_splits"] == 3
     assert every_split(only_cost, [0, 1, 2, 3], {k: cost[k] for k in keys[:2]}) is None  # too few with a cost
+
+
+def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_beyond_gflops(tmp_path) -> None:
+    archs = diverse_architectures(load_space("yolo11_backbone"), 6, 0)
+    args = SimpleNamespace(
+        modes=["supernet0", "gflops"], proxy_seeds=[0], reference_seeds=[0, 1, 2, 3], second_seed_on=6, n=6,
+        reference_epochs=REFERENCE_EPOCHS, seed=0, runs_file=tmp_path / "runs.jsonl", workers=2,
+    )  # fmt: skip
+    bench = Bench("light", "cpu", REFERENCE_EPOCHS, 8, tmp_path)
+    units = plan(archs, args)
+    rng = random.Random(0)
+    cost = {a.key: -rng.random() for a in archs}
+    bump = {a.key: 0.04 * (i % 3) for i, a in enumerate(archs)}
+    here = {"cpu": "AMD EPYC", "cpu_family_model_stepping": "25/1/1", "cpu_capability": "AVX2"}
+    records = []
+    for u in units:
+        record = {"key": u.key, "role": u.role, "seed": u.seed, "error": None, "note": None, "seconds": 0.0}
+        record["settings"] = role_mode(u.role)[0].settings(bench, u.seed)
+        if u.role == "supernet0:base":
+            record |= {"epochs": 16, "note": "reused the existing supernet_e16.pt: its training time is not known"}
+        elif u.role == "gflops":
+            record["score"] = cost[u.key]
+        else:  # the reference and the proxy follow the cost, and something else
+            other = 0.05 * rng.random() if u.role == "reference" else bump[u.key]
+            record["map50_95"] = 0.5 + 0.1 * cost[u.key] + other
+        if u.role == "reference" and u.seed < 2:
+            record["host"] = here
+        records.append(record)
+    s = summarize(archs, units, records, bench, args)
+    assert s["complete"] and s["reference"]["hosts"] == {"AMD EPYC 25/1/1 AVX2": 12, "not recorded": 12}
+    assert s["by_mode"]["supernet0"]["one_off"]["seconds"] is None  # not the 0.0 s of reusing a file
+    proxy = {r["key"]: r["map50_95"] for r in records if r["role"] == "supernet0"}
+    keys = [a.key for a in archs]
+    ref = [statistics.fmean(r["map50_95"] for r in records if r["role"] == "reference" and r["key"] == k) for k in keys]
+    beyond = s["by_mode"]["supernet0"]["beyond_gflops"]
+    expected = partial_spearman([proxy[k] for k in keys], ref, [cost[k] for k in keys])
+    assert beyond["partial_spearman"] == round(expected, 4)
+    assert beyond["interval_90"][0] <= beyond["partial_spearman"] <= beyond["interval_90"][1]
+    assert "beyond_gflops" not in s["by_mode"]["gflops"]
+    assert s["reference"]["repeatability_beyond_gflops"]["n_splits"] == 3

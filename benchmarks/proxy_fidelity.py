@@ -1105,7 +1105,7 @@ def print_table(s: dict) -> None:
             f"seeds about {beyond['spearman_brown_estimate_of_mean']} (Spearman-Brown estimate)"
         )
     if r.get("hosts"):
-        print("  trained on: " + "; ".join(f"{host} ({n})" for host, n in r["hosts"].items()))
+        print("  trained on: " + "; ".join(f"{name} ({n})" for name, n in r["hosts"].items()))
     width = max([17, *map(len, s["by_mode"])])
     head = f"{'mode':<{width}} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
     head += f"{'seed-to-seed ρ':<14} {'s/trial':>8}  {'Δ vs default [90%]':<22} {'beyond GFLOPs [90%]':<22} one-off"

@@ -31,8 +31,10 @@ unit that runs alone because the rest waits on it); each finished unit is append
 the command at any time and run it again to resume. A unit that fails is recorded with its error and is not run
 again unless --retry-failed. After every unit the summary (<--out>/proxy_fidelity.json) is recomputed from the
 runs file, partial data included: per mode Spearman and Kendall against the reference's mean over its seeds (each
-with a bootstrap 90% interval), whether the mode's top 3 contains the reference's best, its mean seconds per trial
-and its seed-to-seed Spearman; the reference's repeatability and per-architecture spread.
+with a bootstrap 90% interval), whether the mode's top 3 contains the reference's best, its mean seconds per trial,
+its seed-to-seed Spearman and (where the gflops mode ran) its partial Spearman given minus GFLOPs: what it ranks
+right beyond the cost objective; the reference's repeatability (also beyond GFLOPs), per-architecture spread and
+the hosts its trainings ran on (each record names its host: a seeded result reproduces only on the same kind).
 
 The summary's headline (spearman, kendall, spearman_ci90) is the mode that measures the preset's own proxy
 (default_mode); every mode is under by_mode.

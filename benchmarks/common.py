@@ -49,14 +49,14 @@ def host(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
     with contextlib.suppress(OSError), cpuinfo.open() as f:
         for line in f:
             name, _, value = (part.strip() for part in line.partition(":"))
-            if name in ("cpu family", "model", "stepping"):
+            if name in ("model name", "cpu family", "model", "stepping"):
                 fields.setdefault(name, value)
             elif not line.strip():
                 break  # the first processor's block is enough
-    family = "/".join(fields[k] for k in ("cpu family", "model", "stepping")) if len(fields) == 3 else None
+    known = [fields.get(k) for k in ("cpu family", "model", "stepping")]
     return {
-        "cpu": device_name("cpu"),
-        "cpu_family_model_stepping": family,
+        "cpu": fields.get("model name") or device_name("cpu"),
+        "cpu_family_model_stepping": "/".join(known) if all(known) else None,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
 

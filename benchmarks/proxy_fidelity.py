@@ -94,6 +94,7 @@ RUNS_FILE = RESULTS / f"{NAME}_runs.jsonl"
 BOOTSTRAP_DRAWS = 2000
 BOOTSTRAP_SEED = 0
 MIN_RANKED = 3  # fewer architectures give no correlation (two points always correlate +-1)
+MIN_PARTIAL = 5  # a partial correlation on 3 points is always +-1 or 0: one variable held fixed leaves too few
 TOP = 3
 BAR_SPEARMAN = 0.8
 SUPERNET_EPOCHS = 16
@@ -677,7 +678,7 @@ def beyond_cost(proxy: list[float], ref: list[float], cost: list[float]) -> dict
 
     The search already has GFLOPs as an objective: a proxy adds to the front only what it ranks right beyond them."""
     n = len(ref)
-    point = partial_spearman(proxy, ref, cost) if n >= MIN_RANKED else math.nan
+    point = partial_spearman(proxy, ref, cost) if n >= MIN_PARTIAL else math.nan
     if math.isnan(point):
         return None
     rng = random.Random(BOOTSTRAP_SEED)
@@ -764,7 +765,7 @@ def every_split(
     all of them does not."""
     half = len(seeds) // 2
     every = [k for k, v in values.items() if all(s in v for s in seeds) and (given is None or k in given)]
-    if half < 2 or len(every) < MIN_RANKED:
+    if half < 2 or len(every) < (MIN_RANKED if given is None else MIN_PARTIAL):
         return None
     rs = []
     for a in itertools.combinations(seeds, half):
@@ -806,11 +807,10 @@ def _mean_seconds(done: dict, role: str) -> float | None:
 
 def hosts(done: dict, role: str) -> dict[str, int]:
     """Return how many of ``role``'s finished units each host ran: {CPU, family/model/stepping and vector
-    instructions: count}, ``not recorded`` for records older than the ``host`` field."""
+    instructions (those known): count}, ``not recorded`` for records older than the ``host`` field."""
+    fields = ("cpu", "cpu_family_model_stepping", "cpu_capability")
     names = [
-        " ".join(str(h.get(f)) for f in ("cpu", "cpu_family_model_stepping", "cpu_capability"))
-        if (h := record.get("host"))
-        else "not recorded"
+        " ".join(str(h[f]) for f in fields if h.get(f)) if (h := record.get("host")) else "not recorded"
         for (_, r, _), record in done.items()
         if r == role
     ]
@@ -892,7 +892,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             step = done.get(step_id)
             figures["one_off"] = {
                 "step": step_id[1],
-                "seconds": step and (None if step["note"] else step["seconds"]),  # a note: reused, time unknown
+                "seconds": step and (None if (step["note"] or "").startswith("reused") else step["seconds"]),
                 "epochs": step and step["epochs"],
                 "note": step and step["note"],
             }
@@ -944,7 +944,8 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         of_mean = None  # partial: a ceiling over some architectures would not be the reference's
     pairwise = _pairwise(ref, args.reference_seeds) if args.second_seed_on == args.n else None
     splits = every_split(ref, args.reference_seeds) if of_mean else None
-    splits_beyond = every_split(ref, args.reference_seeds, cost) if of_mean and cost else None
+    # beyond GFLOPs only where every architecture has its cost: over fewer it would not be the reference's
+    splits_beyond = every_split(ref, args.reference_seeds, cost) if of_mean and cost and set(ref) <= set(cost) else None
     ceiling, basis = repeatability and repeatability["spearman"], None
     if splits:
         ceiling = splits["mean_spearman"]

@@ -111,10 +111,11 @@ def test_a_summary_of_another_reference_schedule_or_validation_set_never_replace
 
 def test_each_record_names_the_cpu_family_it_ran_on_and_the_summary_counts_the_references_by_host(tmp_path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
-    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {m}\nmodel name\t: AMD EPYC\n"
+    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {m}\nmodel name\t: Test {m}\n"
     cpuinfo.write_text(block.format(n=0, m=1) + "stepping\t: 1\n\n" + block.format(n=1, m=17) + "stepping\t: 2\n")
     here = host(cpuinfo)
     assert here["cpu_family_model_stepping"] == "25/1/1"  # the first processor's, never a mix of two
+    assert here["cpu"] == "Test 1"
     assert here["cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256"}
     assert host(tmp_path / "missing")["cpu_family_model_stepping"] is None
     done = {
@@ -154,6 +155,7 @@ def test_agreement_beyond_gflops_is_what_the_ranks_share_once_the_cost_ranks_are
     assert abs(beyond_cost(follows_cost, ref, cost)["partial_spearman"]) < 0.5  # ...the partial one does not
     assert beyond_cost(sees_merit, ref, cost)["partial_spearman"] > 0.8
     assert beyond_cost(cost, ref, cost) is None  # ranks exactly like the cost: nothing beyond it
+    assert beyond_cost(sees_merit[:4], ref[:4], cost[:4]) is None  # 4 points: a partial correlation says nothing
 
 
 def test_the_references_repeatability_beyond_gflops_drops_what_its_halves_share_only_through_the_cost() -> None:
@@ -164,7 +166,7 @@ def test_the_references_repeatability_beyond_gflops_drops_what_its_halves_share_
     plain, beyond = every_split(only_cost, [0, 1, 2, 3]), every_split(only_cost, [0, 1, 2, 3], cost)
     assert plain["mean_spearman"] > 0.9 and abs(beyond["mean_spearman"]) < 0.4
     assert beyond["n_splits"] == plain["n_splits"] == 3
-    assert every_split(only_cost, [0, 1, 2, 3], {k: cost[k] for k in keys[:2]}) is None  # too few with a cost
+    assert every_split(only_cost, [0, 1, 2, 3], {k: cost[k] for k in keys[:4]}) is None  # too few with a cost
 
 
 def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_beyond_gflops(tmp_path) -> None:
@@ -205,3 +207,11 @@ def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_b
     assert beyond["interval_90"][0] <= beyond["partial_spearman"] <= beyond["interval_90"][1]
     assert "beyond_gflops" not in s["by_mode"]["gflops"]
     assert s["reference"]["repeatability_beyond_gflops"]["n_splits"] == 3
+    # without the gflops mode there is no cost to go beyond; with it on some architectures, no reference figure
+    no_cost = SimpleNamespace(**{**vars(args), "modes": ["supernet0"]})
+    s = summarize(archs, plan(archs, no_cost), records, bench, no_cost)
+    assert "beyond_gflops" not in s["by_mode"]["supernet0"] and s["reference"]["repeatability_beyond_gflops"] is None
+    some_cost = [r for r in records if r["role"] != "gflops" or r["key"] != archs[0].key]
+    s = summarize(archs, units, some_cost, bench, args)
+    assert s["reference"]["repeatability_beyond_gflops"] is None
+    assert s["by_mode"]["supernet0"]["beyond_gflops"] is not None  # a proxy's figure over the 5 that have it

@@ -59,7 +59,7 @@ def partial_spearman(a: Sequence[float], b: Sequence[float], given: Sequence[flo
     correlation of their ranks, (r_ab - r_ag r_bg) / sqrt((1 - r_ag^2)(1 - r_bg^2)) with Spearman's r. NaN where a
     side is constant or ranks exactly like ``given`` (nothing is left beyond it).
 
-    A proxy that agrees with longer training only because both follow the architectures' cost scores about 0 here,
+    A proxy that agrees with longer training only because both follow the architectures' cost gets about 0 here,
     however high its plain Spearman."""
     r_ab, r_ag, r_bg = spearman(a, b), spearman(a, given), spearman(b, given)
     denom = max(0.0, (1 - r_ag**2) * (1 - r_bg**2)) ** 0.5  # max: |r| may exceed 1 by a rounding error

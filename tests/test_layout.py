@@ -12,7 +12,7 @@ import pytest
 from modules import OPERATORS
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = {"nas/__main__.py", "nas/search.py", "nas/export.py", "nas/report/__main__.py", "nas/verify.py"}
+ENTRY_POINTS = {"nas/__main__.py", "nas/search.py", "nas/export.py", "nas/report.py", "nas/verify.py"}
 # nas packages from the bottom up: a module may import its own package and those of a lower or equal rank
 RANK = {
     "errors": 0,
@@ -24,7 +24,7 @@ RANK = {
     "measure": 3,
     "objectives": 3,
     "study": 4,
-    "report": 5,
+    "reporting": 5,
     "cli": 6,
 }
 

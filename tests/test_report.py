@@ -13,9 +13,9 @@ import plotly.graph_objects as go
 import pytest
 
 from nas.objectives import DIRECTIONS, GFLOPS, HV_REFERENCE, LATENCY, MAP, normalised_losses
-from nas.report import CARD_HEIGHT, CARD_WIDTH, figures, write_html
-from nas.report.figures import choice_shares, trained
-from nas.report.page import export_command
+from nas.reporting import CARD_HEIGHT, CARD_WIDTH, figures, write_html
+from nas.reporting.figures import choice_shares, trained
+from nas.reporting.page import export_command
 
 IDS = [
     "nas-pareto-3d",

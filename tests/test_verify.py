@@ -18,7 +18,7 @@ from nas.config import load_preset
 from nas.errors import ConfigError, UserError
 from nas.measure import ProxyResult
 from nas.objectives import MAP, pareto_front, reference_trial, value
-from nas.report.figures import figures
+from nas.reporting.figures import figures
 from nas.study import load_study, open_storage, open_study
 from nas.study.verify import (
     Plan,

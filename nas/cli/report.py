@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import UserError
-from ..report import figures, save_to_dashboard, trained, write_html
+from ..reporting import figures, save_to_dashboard, trained, write_html
 from ..study import DEFAULT_STORAGE, load_study, open_storage
 from ..study.artifacts import artifact_dir, open_store, upload_report
 from . import ArgumentParser, cli, log

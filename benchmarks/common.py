@@ -19,6 +19,7 @@ from pathlib import Path
 import optuna
 import torch
 
+from modules.ultralytics_adapter import ProxyTrainer
 from nas.config import StudyConfig
 from nas.measure import device_name
 from nas.space import Architecture, SearchSpace
@@ -41,10 +42,11 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def host(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
-    """Return what tells this host's CPU arithmetic apart: the CPU model, its family/model/stepping from
-    ``cpuinfo`` (None where it is not readable) and the vector instructions torch's kernels use (``AVX2``,
-    ``AVX512``, ...). A seeded training reproduces its result only on the same kind of host: the stock model's
-    16-epoch seed 1 gave 0.59811 on one AMD EPYC VM and 0.6115 on another (benchmarks/README.md)."""
+    """Return what tells this host's training arithmetic apart: the CPU model, its family/model/stepping from
+    ``cpuinfo`` (None where it is not readable), the vector instructions torch's kernels use (``AVX2``,
+    ``AVX512``, ...) and the Adam step a training takes (``fused``, or ``for-loop`` as before the fused step). A
+    seeded training reproduces its result only with all of them equal: the stock model's 16-epoch seed 1 gave
+    0.59811 on one AMD EPYC VM and 0.6115 on another (benchmarks/README.md)."""
     fields = {}
     with contextlib.suppress(OSError), cpuinfo.open() as f:
         for line in f:
@@ -58,6 +60,7 @@ def host(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
         "cpu": fields.get("model name") or device_name("cpu"),
         "cpu_family_model_stepping": "/".join(known) if all(known) else None,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "adam_step": "fused" if ProxyTrainer.fused_adam else "for-loop",
     }
 
 

@@ -807,12 +807,15 @@ def _mean_seconds(done: dict, role: str) -> float | None:
 
 def hosts(done: dict, role: str) -> dict[str, int]:
     """Return how many of ``role``'s finished units each host ran: {CPU, family/model/stepping and vector
-    instructions (those known): count}, ``not recorded`` for records older than the ``host`` field."""
+    instructions (those known), Adam step: count}; ``not recorded`` for records older than the ``host`` field, and
+    the for-loop step for those older than its ``adam_step`` (every training took it then)."""
     fields = ("cpu", "cpu_family_model_stepping", "cpu_capability")
+
+    def name(h: dict) -> str:
+        return " ".join(str(h[f]) for f in fields if h.get(f)) + f", {h.get('adam_step', 'for-loop')} Adam step"
+
     names = [
-        " ".join(str(h[f]) for f in fields if h.get(f)) if (h := record.get("host")) else "not recorded"
-        for (_, r, _), record in done.items()
-        if r == role
+        name(h) if (h := record.get("host")) else "not recorded" for (_, r, _), record in done.items() if r == role
     ]
     return dict(collections.Counter(names).most_common())
 

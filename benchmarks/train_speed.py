@@ -6,17 +6,19 @@ letterboxed training images, with all usable cores as torch threads. Reported in
 Proxy: ``nas.measure.train_proxy`` of the same model with the preset's schedule for --epochs epochs, thread
 count as a trial gets it (``nas.measure.threads``); its training epochs (set-up and validation
 excluded) divided by the images seen. Ratio = proxy / floor (bar: <= 1.3). Variants (--variants): ``plain``, the
-proxy as it runs; ``cache``, with Ultralytics' ``cache=True`` (its RAM cache; the mosaic then draws from the whole
-dataset instead of its buffer of recent images, so results differ).
+proxy as it runs (Adam/AdamW with torch's fused step); ``for-loop``, with the for-loop step Ultralytics gets on a
+CPU (the proxy before the fused step); ``cache``, with Ultralytics' ``cache=True`` (its RAM cache; the mosaic then
+draws from the whole dataset instead of its buffer of recent images, so results differ).
 
-The machine's speed drifts by several percent between runs, so --repeats rounds each measure the floor and then every
-variant (in a rotated order); the ratio of a round is the variant over that round's floor, and the figures are the
-medians over rounds. Run it on an otherwise idle machine.
+The machine's speed drifts by several percent from one minute to the next, so the floor is measured before the
+first training and again after every one: a training's ratio is its time over the mean of the two floors either
+side of it. --repeats rounds run every variant once each (in a rotated order); the figures are the medians over
+rounds. Run it on an otherwise idle machine.
 
 Writes results/train_speed.json.
 
     python -m benchmarks.train_speed [--study light] [--epochs 2] [--steps 20] [--repeats 3]
-        [--variants plain cache]
+        [--variants plain for-loop cache]
 """
 
 from __future__ import annotations
@@ -24,19 +26,31 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from benchmarks.common import parser, say, write_result
+from modules.ultralytics_adapter import ProxyTrainer
 from nas.config import load_preset
 from nas.measure import build_model, train_proxy
 from nas.measure.supernet import calibration_images
 from nas.measure.threads import usable_cpus
 
+
+@dataclass(frozen=True)
+class Variant:
+    """A way to run the proxy: Ultralytics train arguments added to the schedule, and the optimizer's step."""
+
+    train_args: dict = field(default_factory=dict)
+    fused_adam: bool = True
+
+
 VARIANTS = {
-    "plain": {},  # the proxy as it runs
-    "cache": {"cache": True},  # Ultralytics' RAM cache: changes what the mosaic draws
+    "plain": Variant(),  # the proxy as it runs
+    "for-loop": Variant(fused_adam=False),  # the Adam step Ultralytics builds on a CPU
+    "cache": Variant({"cache": True}),  # Ultralytics' RAM cache: changes what the mosaic draws
 }
 
 
@@ -60,13 +74,17 @@ def floor_ms_per_image(cfg, steps: int, threads: int) -> float:
     return 1000 * statistics.median(times) / batch
 
 
-def proxy_ms_per_image(cfg, epochs: int, extra: dict, seed: int) -> tuple[float, int, float]:
+def proxy_ms_per_image(cfg, epochs: int, variant: Variant, seed: int) -> tuple[float, int, float]:
     """Return the proxy's training ms per image, its thread count and its mAP50-95 (a determinism check)."""
+
+    def customize(trainer: ProxyTrainer) -> None:
+        trainer.fused_adam = variant.fused_adam
+
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "model.yaml"
         model.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
-        schedule = {**cfg.schedule, "epochs": epochs, **extra}
-        r = train_proxy(model, cfg.dataset.data_yaml(), schedule, Path(tmp) / "run", "cpu", seed)
+        schedule = {**cfg.schedule, "epochs": epochs, **variant.train_args}
+        r = train_proxy(model, cfg.dataset.data_yaml(), schedule, Path(tmp) / "run", "cpu", seed, customize=customize)
     images = epochs * cfg.dataset.synthetic.train_images * schedule.get("fraction", 1.0)
     return 1000 * r.train_s / images, r.threads, r.map50_95
 
@@ -88,31 +106,33 @@ def main() -> None:
         ap.error(f"--study {args.study}: needs the embedded synthetic dataset (its image count is known)")
     cpus = usable_cpus()
     one_thread = floor_ms_per_image(cfg, args.steps, 1) if cpus > 1 else None
-    floors: list[float] = []
-    runs: dict[str, list[tuple[float, int, float]]] = {name: [] for name in args.variants}
+    floors = [floor_ms_per_image(cfg, args.steps, cpus)]
+    say(f"floor {floors[-1]:.2f} ms/image with {cpus} thread(s)")
+    runs: dict[str, list[tuple[float, float, int, float]]] = {name: [] for name in args.variants}
     for round_ in range(args.repeats):
-        floors.append(floor_ms_per_image(cfg, args.steps, cpus))
-        say(f"round {round_ + 1}: floor {floors[-1]:.2f} ms/image with {cpus} thread(s)")
         shift = round_ % len(args.variants)
         for name in args.variants[shift:] + args.variants[:shift]:
             ms, threads, map50_95 = proxy_ms_per_image(cfg, args.epochs, VARIANTS[name], args.seed)
-            runs[name].append((ms, threads, map50_95))
+            floors.append(floor_ms_per_image(cfg, args.steps, cpus))
+            floor = statistics.mean(floors[-2:])  # the floors measured just before and just after
+            runs[name].append((ms, ms / floor, threads, map50_95))
             say(
-                f"round {round_ + 1}: {name}: {ms:.2f} ms/image with {threads} thread(s), {ms / floors[-1]:.2f}x the "
-                f"floor, mAP50-95 {map50_95}"
+                f"round {round_ + 1}: {name}: {ms:.2f} ms/image with {threads} thread(s), {ms / floor:.2f}x the "
+                f"floor around it ({floors[-2]:.2f}, {floors[-1]:.2f}), mAP50-95 {map50_95}"
             )
     rows = {}
     for name, results in runs.items():
         ms = [r[0] for r in results]
-        ratios = [m / f for m, f in zip(ms, floors, strict=True)]
+        ratios = [r[1] for r in results]
         rows[name] = {
             "ms_per_image": round(statistics.median(ms), 2),
             "ratio_to_floor": round(statistics.median(ratios), 2),
             "ms_per_round": [round(m, 2) for m in ms],
             "ratio_per_round": [round(r, 3) for r in ratios],
-            "threads": sorted({r[1] for r in results}),
-            "map50_95": sorted({r[2] for r in results}),  # one value: deterministic for the seed and threads
-            "train_args": VARIANTS[name],
+            "threads": sorted({r[2] for r in results}),
+            "map50_95": sorted({r[3] for r in results}),  # one value: deterministic for the seed and threads
+            "train_args": VARIANTS[name].train_args,
+            "fused_adam": VARIANTS[name].fused_adam,
         }
         say(f"{name}: median {rows[name]['ms_per_image']} ms/image, {rows[name]['ratio_to_floor']}x the floor")
     floor_ms = {str(cpus): round(statistics.median(floors), 2)}
@@ -125,7 +145,7 @@ def main() -> None:
         "epochs": args.epochs,
         "repeats": args.repeats,
         "floor_ms_per_image": floor_ms,
-        "floor_ms_per_round": [round(f, 2) for f in floors],
+        "floor_ms_in_order": [round(f, 2) for f in floors],  # before the first training, then after each
         "proxy": rows,
         "bar_ratio": 1.3,
     }

@@ -16,7 +16,8 @@ Nothing in the installed package is edited. ``install()`` (run by ``import modul
   Ultralytics' own function and numbers;
 - **safe loading**: ``torch.load(weights_only=True)`` accepts checkpoints that contain the operators.
 
-``ProxyTrainer`` (a ``DetectionTrainer`` overriding internal hooks) lives here for the same reason.
+``ProxyTrainer`` (a ``DetectionTrainer`` overriding internal hooks) lives here for the same reason; its optimizer
+takes torch's fused Adam/AdamW step on a CPU too, as Ultralytics' own takes it on CUDA.
 """
 
 from __future__ import annotations
@@ -269,9 +270,31 @@ def operator_classes() -> list[type[nn.Module]]:
 
 # --- training ---------------------------------------------------------------------------------------------------
 
+_STEP_KEYS = ("foreach", "fused", "capturable", "differentiable")  # how a step is computed, not what it computes
+
+
+def fused_on_cpu(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Return ``optimizer`` rebuilt with torch's fused step if it is a fresh Adam or AdamW over CPU tensors without
+    one, else ``optimizer`` itself (same groups and hyperparameters).
+
+    The fused step computes the same update as the for-loop one Ultralytics gets on a CPU in one multi-threaded
+    kernel (about 5 times faster on YOLO11n's parameters here); results differ from the for-loop's in the last bits
+    and are as deterministic for a seed.
+    """
+    if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or optimizer.state:
+        return optimizer
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params or any(g.get("fused") for g in optimizer.param_groups):
+        return optimizer
+    if any(p.device.type != "cpu" or not p.is_floating_point() for p in params):
+        return optimizer
+    groups = [{k: v for k, v in group.items() if k not in _STEP_KEYS} for group in optimizer.param_groups]
+    return type(optimizer)(groups, fused=True)
+
 
 class ProxyTrainer(DetectionTrainer):
-    """DetectionTrainer that saves only when asked, skips the re-validation of best.pt and times validation.
+    """DetectionTrainer that saves only when asked, skips the re-validation of best.pt, times validation and steps
+    Adam/AdamW on a CPU with torch's fused kernel (``fused_on_cpu``).
 
     With ``val=False`` Ultralytics validates at the final epoch (and at an epoch where early stopping could
     trigger, which a proxy's ``patience`` larger than its epochs rules out). ``epochs_start`` is set when the
@@ -281,6 +304,7 @@ class ProxyTrainer(DetectionTrainer):
 
     save_checkpoints = False
     model_factory: Callable[[int], nn.Module] | None = None
+    fused_adam = True  # Adam and AdamW on a CPU take torch's fused step (Ultralytics fuses it on CUDA only)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -297,6 +321,11 @@ class ProxyTrainer(DetectionTrainer):
         if self.model_factory is None:
             return super().get_model(cfg, weights, verbose)
         return self.set_model_names_for_load(self.model_factory(self.data["nc"]))
+
+    def build_optimizer(self, *args: Any, **kwargs: Any) -> torch.optim.Optimizer:
+        """Return Ultralytics' optimizer, with torch's fused step where ``fused_on_cpu`` allows and ``fused_adam``."""
+        optimizer = super().build_optimizer(*args, **kwargs)
+        return fused_on_cpu(optimizer) if self.fused_adam else optimizer
 
     def save_model(self) -> bool:
         """Save only when checkpoints are wanted (the warm-start base)."""

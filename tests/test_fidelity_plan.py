@@ -118,13 +118,21 @@ def test_each_record_names_the_cpu_family_it_ran_on_and_the_summary_counts_the_r
     assert here["cpu"] == "Test 1"
     assert here["cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256"}
     assert host(tmp_path / "missing")["cpu_family_model_stepping"] is None
+    assert here["adam_step"] == "fused"
+    older = {k: v for k, v in here.items() if k != "adam_step"}  # recorded before the fused step
     done = {
         ("a", "reference", 0): {"host": {**here, "cpu": "AMD EPYC"}},
         ("b", "reference", 0): {"host": {**here, "cpu": "AMD EPYC"}},
+        ("c", "reference", 0): {"host": {**older, "cpu": "AMD EPYC"}},
         ("a", "reference", 1): {},
         ("a", "scratch", 0): {"host": {**here, "cpu": "other"}},
     }
-    assert hosts(done, "reference") == {f"AMD EPYC 25/1/1 {here['cpu_capability']}": 2, "not recorded": 1}
+    cpu = f"AMD EPYC 25/1/1 {here['cpu_capability']}"
+    assert hosts(done, "reference") == {
+        f"{cpu}, fused Adam step": 2,
+        f"{cpu}, for-loop Adam step": 1,
+        "not recorded": 1,
+    }
 
 
 def test_agreement_beyond_gflops_is_what_the_ranks_share_once_the_cost_ranks_are_regressed_out() -> None:
@@ -196,7 +204,10 @@ def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_b
             record["host"] = here
         records.append(record)
     s = summarize(archs, units, records, bench, args)
-    assert s["complete"] and s["reference"]["hosts"] == {"AMD EPYC 25/1/1 AVX2": 12, "not recorded": 12}
+    assert s["complete"] and s["reference"]["hosts"] == {
+        "AMD EPYC 25/1/1 AVX2, for-loop Adam step": 12,
+        "not recorded": 12,
+    }
     assert s["by_mode"]["supernet0"]["one_off"]["seconds"] is None  # not the 0.0 s of reusing a file
     proxy = {r["key"]: r["map50_95"] for r in records if r["role"] == "supernet0"}
     keys = [a.key for a in archs]

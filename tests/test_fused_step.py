@@ -1,0 +1,90 @@
+"""The optimizer step a training takes on a CPU: torch's fused Adam/AdamW, the same update as the for-loop one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from modules.ultralytics_adapter import ProxyTrainer, fused_on_cpu
+from nas.measure import train_proxy
+from tests.yolo_yaml import write_yaml, yolo11_dict
+
+TINY = {"epochs": 1, "imgsz": 64, "batch": 8, "nbs": 8, "warmup_epochs": 0, "mosaic": 0.0, "optimizer": "AdamW"}
+
+
+def _groups(model: nn.Module) -> list[dict]:
+    """Parameter groups the way Ultralytics builds them: decayed weights, BatchNorm weights, biases, each named."""
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+    bn = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    biases = [m.bias for m in model.modules() if getattr(m, "bias", None) is not None]
+    common = {"lr": 0.01, "betas": (0.9, 0.999)}
+    return [
+        {"params": biases, **common, "weight_decay": 0.0, "param_group": "bias"},
+        {"params": weights, **common, "weight_decay": 0.05, "param_group": "weight"},
+        {"params": bn, **common, "weight_decay": 0.0, "param_group": "bn"},
+    ]
+
+
+def _model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 1))
+
+
+def _train(model: nn.Module, optimizer: torch.optim.Optimizer, steps: int = 5) -> None:
+    torch.manual_seed(1)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(torch.randn(2, 3, 8, 8)).square().mean().backward()
+        optimizer.step()
+
+
+def test_adamw_is_rebuilt_fused_with_its_groups_and_computes_the_for_loop_update() -> None:
+    loop_model, fused_model = _model(), _model()
+    loop = torch.optim.AdamW(_groups(loop_model), foreach=False)
+    fused = fused_on_cpu(torch.optim.AdamW(_groups(fused_model)))
+    assert type(fused) is torch.optim.AdamW and all(g["fused"] for g in fused.param_groups)
+    keys = ("lr", "betas", "weight_decay", "param_group")
+    assert [[g[k] for k in keys] for g in fused.param_groups] == [[g[k] for k in keys] for g in loop.param_groups]
+    assert [len(g["params"]) for g in fused.param_groups] == [len(g["params"]) for g in loop.param_groups]
+    _train(loop_model, loop)
+    _train(fused_model, fused)
+    for a, b in zip(loop_model.parameters(), fused_model.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(a, p) for a, p in zip(_model().parameters(), fused_model.parameters(), strict=True))
+
+
+def test_the_fused_step_is_deterministic() -> None:
+    models = [_model(), _model()]
+    for m in models:
+        _train(m, fused_on_cpu(torch.optim.AdamW(_groups(m))))
+    assert all(torch.equal(a, b) for a, b in zip(*(m.parameters() for m in models), strict=True))
+
+
+def test_what_it_cannot_fuse_is_returned_as_it_is() -> None:
+    model = _model()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert fused_on_cpu(sgd) is sgd
+    stepped = torch.optim.Adam(model.parameters())
+    _train(model, stepped, steps=1)
+    assert fused_on_cpu(stepped) is stepped  # its moments would be lost
+    already = torch.optim.Adam(model.parameters(), fused=True)
+    assert fused_on_cpu(already) is already
+
+
+def test_a_cpu_training_steps_fused_unless_told_not_to_and_repeats_itself(tmp_path: Path, tiny_dataset: Path) -> None:
+    model_yaml = write_yaml(yolo11_dict("n", nc=5), tmp_path / "stock.yaml")
+    trainers: list[ProxyTrainer] = []
+
+    def run(name: str, fused: bool) -> float:
+        def customize(trainer: ProxyTrainer) -> None:
+            trainer.fused_adam = fused
+            trainers.append(trainer)
+
+        return train_proxy(model_yaml, tiny_dataset, TINY, tmp_path / name, "cpu", 0, customize=customize).map50_95
+
+    first, again, loop = run("a", True), run("b", True), run("c", False)
+    assert [bool(t.optimizer.defaults["fused"]) for t in trainers] == [True, True, False]
+    assert first == again  # deterministic for a seed
+    assert loop >= 0.0

@@ -8,7 +8,8 @@ count as a trial gets it (``nas.measure.threads``); its training epochs (set-up 
 excluded) divided by the images seen. Ratio = proxy / floor (bar: <= 1.3). Variants (--variants): ``plain``, the
 proxy as it runs (Adam/AdamW with torch's fused step); ``for-loop``, with the for-loop step Ultralytics gets on a
 CPU (the proxy before the fused step); ``cache``, with Ultralytics' ``cache=True`` (its RAM cache; the mosaic then
-draws from the whole dataset instead of its buffer of recent images, so results differ).
+draws from the whole dataset instead of its buffer of recent images, so results differ). One AdamW step of each
+kind over the model's parameters is timed alone too.
 
 The machine's speed drifts by several percent from one minute to the next, so the floor is measured before the
 first training and again after every one: a training's ratio is its time over the mean of the two floors either
@@ -32,7 +33,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import parser, say, write_result
-from modules.ultralytics_adapter import ProxyTrainer
+from modules.ultralytics_adapter import ProxyTrainer, fused_on_cpu
 from nas.config import load_preset
 from nas.measure import build_model, train_proxy
 from nas.measure.supernet import calibration_images
@@ -74,6 +75,30 @@ def floor_ms_per_image(cfg, steps: int, threads: int) -> float:
     return 1000 * statistics.median(times) / batch
 
 
+def adam_step_ms(cfg, steps: int, threads: int) -> dict[str, float]:
+    """Return the median time of one AdamW step over the stock model's parameters (random gradients) with
+    ``threads`` threads, in ms: {"for-loop": the step Ultralytics builds on a CPU, "fused": ``fused_on_cpu``'s}."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    params = list(build_model(cfg.space.stock().model_dict(cfg.dataset.nc)).parameters())
+    grads = [torch.randn_like(p) * 1e-3 for p in params]
+    out = {}
+    for name, fused in (("for-loop", False), ("fused", True)):
+        copies = [p.detach().clone().requires_grad_() for p in params]
+        for c, g in zip(copies, grads, strict=True):
+            c.grad = g.clone()
+        optimizer = torch.optim.AdamW(copies, foreach=False)
+        optimizer = fused_on_cpu(optimizer) if fused else optimizer
+        times = []
+        for step in range(steps + 3):
+            t = time.perf_counter()
+            optimizer.step()
+            if step >= 3:  # warm-up steps excluded
+                times.append(time.perf_counter() - t)
+        out[name] = round(1000 * statistics.median(times), 2)
+    return out
+
+
 def proxy_ms_per_image(cfg, epochs: int, variant: Variant, seed: int) -> tuple[float, int, float]:
     """Return the proxy's training ms per image, its thread count and its mAP50-95 (a determinism check)."""
 
@@ -106,6 +131,8 @@ def main() -> None:
         ap.error(f"--study {args.study}: needs the embedded synthetic dataset (its image count is known)")
     cpus = usable_cpus()
     one_thread = floor_ms_per_image(cfg, args.steps, 1) if cpus > 1 else None
+    adam = adam_step_ms(cfg, args.steps, cpus)
+    say(f"one AdamW step with {cpus} thread(s): {adam['for-loop']} ms for-loop, {adam['fused']} ms fused")
     floors = [floor_ms_per_image(cfg, args.steps, cpus)]
     say(f"floor {floors[-1]:.2f} ms/image with {cpus} thread(s)")
     runs: dict[str, list[tuple[float, float, int, float]]] = {name: [] for name in args.variants}
@@ -147,6 +174,7 @@ def main() -> None:
         "floor_ms_per_image": floor_ms,
         "floor_ms_in_order": [round(f, 2) for f in floors],  # before the first training, then after each
         "proxy": rows,
+        "adam_step_ms": adam,
         "bar_ratio": 1.3,
     }
     say(f"wrote {write_result('train_speed', figures)}")

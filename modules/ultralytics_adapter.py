@@ -278,8 +278,8 @@ def fused_on_cpu(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     one, else ``optimizer`` itself (same groups and hyperparameters).
 
     The fused step computes the same update as the for-loop one Ultralytics gets on a CPU in one multi-threaded
-    kernel (about 5 times faster on YOLO11n's parameters here); results differ from the for-loop's in the last bits
-    and are as deterministic for a seed.
+    kernel (4.3 times faster a step on YOLO11n's parameters here: benchmarks/README.md, train_speed); results differ
+    from the for-loop's in the last bits and are as deterministic for a seed.
     """
     if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or optimizer.state:
         return optimizer

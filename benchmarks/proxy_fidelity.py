@@ -70,6 +70,7 @@ import optuna
 
 from benchmarks.common import (
     RESULTS,
+    dataset_digest,
     diverse_architectures,
     host,
     invocation,
@@ -1168,6 +1169,7 @@ def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO
         return 0
     command = invocation() + "".join(f" {a}" for a in sys.argv[1:])
     where = host()
+    data_digest = dataset_digest(bench.cfg.dataset.data_yaml())
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers
     status = 0
     pool = spawn_pool(args.workers)
@@ -1195,6 +1197,7 @@ def run(bench: Bench, archs: list[Architecture], units: list[Unit], args, fh: IO
                 record |= {
                     "settings": settings,
                     "host": where,  # not a setting: records of another host still count (its noise is a seed's)
+                    "dataset_sha256": data_digest,  # the same data on every host (older records lack it)
                     "command": command,
                     "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                 }

@@ -24,7 +24,7 @@ import json
 import os
 from pathlib import Path
 
-from benchmarks.common import RESULTS, diverse_architectures, host, parser, say
+from benchmarks.common import RESULTS, dataset_digest, diverse_architectures, host, parser, say
 from benchmarks.proxy_fidelity import Bench, _preset, _train
 from nas.measure import threads
 
@@ -63,6 +63,7 @@ def main() -> None:
             "threads": out.threads,
             "schedule": schedule,
             "host": host(),
+            "dataset_sha256": dataset_digest(bench.cfg.dataset.data_yaml()),
         }
         with RUNS.open("a") as fh:
             fh.write(json.dumps(record) + "\n")

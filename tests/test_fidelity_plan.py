@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.common import diverse_architectures, host
+from benchmarks.common import dataset_digest, diverse_architectures, host
 from benchmarks.proxy_fidelity import (
     REFERENCE_EPOCHS,
     Bench,
@@ -22,6 +22,7 @@ from benchmarks.proxy_fidelity import (
     summary_name,
     unit_threads,
 )
+from nas.data.synthetic import SyntheticSpec, generate
 from nas.ranking import partial_spearman, ranks, spearman
 from nas.space import load_space
 
@@ -226,3 +227,15 @@ def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_b
     s = summarize(archs, units, some_cost, bench, args)
     assert s["reference"]["repeatability_beyond_gflops"] is None
     assert s["by_mode"]["supernet0"]["beyond_gflops"] is not None  # a proxy's figure over the 5 that have it
+
+
+def test_the_dataset_digest_is_the_same_for_the_same_data_anywhere_and_changes_with_a_label(tmp_path) -> None:
+    spec = SyntheticSpec(train_images=4, val_images=2, imgsz=64, seed=3)
+    here, there = generate(spec, tmp_path / "a"), generate(spec, tmp_path / "b")
+    assert here.read_text() != there.read_text()  # the YAML names its folder: left out
+    assert dataset_digest(here) == dataset_digest(there)
+    (there.parent / "labels" / "train.cache").write_bytes(b"Ultralytics' label cache")
+    assert dataset_digest(here) == dataset_digest(there)
+    label = next((there.parent / "labels" / "train").glob("*.txt"))
+    label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")  # one more box
+    assert dataset_digest(here) != dataset_digest(there)

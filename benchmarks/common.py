@@ -61,7 +61,7 @@ def host(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
         "cpu": fields.get("model name") or device_name("cpu"),
         "cpu_family_model_stepping": "/".join(known) if all(known) else None,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "adam_step": "fused" if ProxyTrainer.fused_adam else "for-loop",
+        "adam_step": "fused" if ProxyTrainer.fused_adam else "for-loop",  # the trainer's default, for Adam/AdamW
     }
 
 

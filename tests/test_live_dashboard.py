@@ -120,7 +120,10 @@ def test_search_runs_to_the_end_while_the_dashboard_polls(tmp_path: Path) -> Non
     # the smoke preset with latency timed at 160 px, 3 runs: the same writes to the database, in less time
     preset = tmp_path / "smoke.yaml"
     smoke = (ROOT / "studies" / "smoke.yaml").read_text()
-    preset.write_text(smoke.replace("imgsz: 640", "imgsz: 160").replace("runs: 20, warmup: 2", "runs: 3, warmup: 1"))
+    assert smoke.count("\nimgsz: 640") == 1 and smoke.count("runs: 20, warmup: 2") == 1, "the smoke preset changed"
+    preset.write_text(
+        smoke.replace("\nimgsz: 640", "\nimgsz: 160").replace("runs: 20, warmup: 2", "runs: 3, warmup: 1")
+    )
     argv = ["--study", str(preset), "--trials", str(TRIALS), "--storage", storage, "--run-dir", str(tmp_path / "runs")]
     with (tmp_path / "search.log").open("w") as log:
         search = subprocess.Popen(

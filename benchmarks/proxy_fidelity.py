@@ -196,12 +196,20 @@ def scratch(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outco
     return _train(bench, arch, bench.proxy_schedule, seed, workdir)
 
 
+REUSED = "reused the existing"  # how a one-off step's note begins when it trained nothing
+
+
+def one_off_fields(epochs: int, path: Path, existed: bool) -> dict:
+    """Return the fields a one-off step's record adds: its epochs and, where ``path`` existed before (nothing
+    trained), a note saying so: its seconds then measure no training."""
+    return {"epochs": epochs, "note": f"{REUSED} {path}: its training time is not known" if existed else None}
+
+
 def warm_base(bench: Bench, seed: int) -> dict:
     """Train the warm-start base once per seed (the ``warm:base`` unit); return the fields its record adds."""
     existed = warm_base_path(bench.warm_root(seed), bench.warm_epochs).is_file()
     path = warm_start_weights(bench.cfg, bench.warm_root(seed), bench.device, seed, bench.warm_epochs)
-    note = f"reused the existing {path}: its training time is not known" if existed else None
-    return {"epochs": bench.warm_epochs, "note": note}
+    return one_off_fields(bench.warm_epochs, path, existed)
 
 
 def warm(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
@@ -220,8 +228,7 @@ def _supernet_base(epochs: int, kernels: str) -> Callable[[Bench, int], dict]:
         root = bench.supernet_root(seed)
         existed = supernet_file(root, epochs, kernels).is_file()
         path = train_supernet(bench.supernet_cfg(epochs, kernels), root, bench.device, seed)
-        note = f"reused the existing {path}: its training time is not known" if existed else None
-        return {"epochs": epochs, "note": note}
+        return one_off_fields(epochs, path, existed)
 
     return prepare
 
@@ -896,7 +903,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             step = done.get(step_id)
             figures["one_off"] = {
                 "step": step_id[1],
-                "seconds": step and (None if (step["note"] or "").startswith("reused") else step["seconds"]),
+                "seconds": step and (None if (step["note"] or "").startswith(REUSED) else step["seconds"]),
                 "epochs": step and step["epochs"],
                 "note": step and step["note"],
             }

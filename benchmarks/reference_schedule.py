@@ -50,6 +50,7 @@ def main() -> None:
     os.environ[threads.ENV] = "1"
     bench = Bench("light", "cpu", EPOCHS, 0, args.workdir.resolve())
     schedule = {**cfg.schedule, "epochs": EPOCHS, **VARIANTS[args.variant]}
+    where, data_digest = host(), dataset_digest(bench.cfg.dataset.data_yaml())
     for key, seed in pairs:
         workdir = bench.workdir / f"{args.variant}-{key}-s{seed}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -62,8 +63,8 @@ def main() -> None:
             "seconds": round(out.seconds, 1),
             "threads": out.threads,
             "schedule": schedule,
-            "host": host(),
-            "dataset_sha256": dataset_digest(bench.cfg.dataset.data_yaml()),
+            "host": where,
+            "dataset_sha256": data_digest,
         }
         with RUNS.open("a") as fh:
             fh.write(json.dumps(record) + "\n")

@@ -20,6 +20,8 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
            warm-up (init: supernet)
   supernet1-lr0.0003[-f0.25]  the same with one fine-tune epoch at lr0 0.0003, a tenth of light's (-f0.25: on
            the first quarter of the training images)
+  supernet0-eE-fair  the same without fine-tune from a supernet trained E epochs with strict fairness (FairNAS:
+           every operator of every point once per optimizer step; supernet_sampling: fair)
   zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
   gflops   minus the GFLOPs at the deployment size (the cost objective itself): how far cost alone ranks
 A score mode's record holds its value under "score" (no mAP); it is ranked like an mAP (higher: better).
@@ -99,6 +101,8 @@ MIN_PARTIAL = 5  # a partial correlation on 3 points is always +-1 or 0: one var
 TOP = 3
 BAR_SPEARMAN = 0.8
 SUPERNET_EPOCHS = 16
+# a fair supernet's step runs each of light's 6 operators: 3 epochs do about the 16 uniform epochs' work, 8 about 3x
+FAIR_EPOCHS = (3, 8)
 # issue 12's protocol: what the summary checks the command against
 REFERENCE_EPOCHS = 16  # the reference's default schedule (proxy_fidelity.json)
 PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_on": 6}
@@ -151,9 +155,12 @@ class Bench:
         """Return the folder of the warm-start base trained with ``seed`` (one per preset and seed)."""
         return self.workdir / f"warm-{self.study}-s{seed}"
 
-    def supernet_cfg(self, epochs: int, kernels: str = "separate") -> StudyConfig:
-        """Return the preset as an ``init: supernet`` study whose supernet trains ``epochs`` with ``kernels``."""
-        return replace(self.cfg, init="supernet", supernet_epochs=epochs, supernet_kernels=kernels)
+    def supernet_cfg(self, epochs: int, kernels: str = "separate", sampling: str = "uniform") -> StudyConfig:
+        """Return the preset as an ``init: supernet`` study whose supernet trains ``epochs`` with ``kernels`` and
+        ``sampling``."""
+        return replace(
+            self.cfg, init="supernet", supernet_epochs=epochs, supernet_kernels=kernels, supernet_sampling=sampling
+        )
 
     def supernet_root(self, seed: int) -> Path:
         """Return the folder of the supernets trained with ``seed`` (one per preset and seed)."""
@@ -220,29 +227,29 @@ def warm(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
     return _train(bench, arch, bench.proxy_schedule, seed, workdir, weights=weights)
 
 
-def _supernet_base(epochs: int, kernels: str) -> Callable[[Bench, int], dict]:
-    """Return the one-off step that trains the supernet for ``epochs`` with ``kernels`` and a seed (the modes of one
-    supernet share its file)."""
+def _supernet_base(epochs: int, kernels: str, sampling: str = "uniform") -> Callable[[Bench, int], dict]:
+    """Return the one-off step that trains the supernet for ``epochs`` with ``kernels``, ``sampling`` and a seed
+    (the modes of one supernet share its file)."""
 
     def prepare(bench: Bench, seed: int) -> dict:
         root = bench.supernet_root(seed)
-        existed = supernet_file(root, epochs, kernels).is_file()
-        path = train_supernet(bench.supernet_cfg(epochs, kernels), root, bench.device, seed)
+        existed = supernet_file(root, epochs, kernels, sampling).is_file()
+        path = train_supernet(bench.supernet_cfg(epochs, kernels, sampling), root, bench.device, seed)
         return one_off_fields(epochs, path, existed)
 
     return prepare
 
 
 def _from_supernet(
-    fine_tune: int, epochs: int, kernels: str, tune: Tune = ()
+    fine_tune: int, epochs: int, kernels: str, tune: Tune = (), sampling: str = "uniform"
 ) -> Callable[[Bench, Architecture, int, Path], Outcome]:
     """Return the mode that inherits a path of the supernet trained ``epochs`` with ``kernels`` (separate or
-    shared Conv2Former kernels) and the unit's seed, recalibrates BatchNorm and fine-tunes ``fine_tune`` epochs (0:
-    validated as inherited) with the preset's schedule changed by ``tune``; the seconds are the trial's from
-    inheriting to the validation. A second seed is a second study: its own supernet."""
+    shared Conv2Former kernels), ``sampling`` and the unit's seed, recalibrates BatchNorm and fine-tunes
+    ``fine_tune`` epochs (0: validated as inherited) with the preset's schedule changed by ``tune``; the seconds are
+    the trial's from inheriting to the validation. A second seed is a second study: its own supernet."""
 
     def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
-        base = bench.supernet_cfg(epochs, kernels)  # the supernet every supernet mode shares: never tuned
+        base = bench.supernet_cfg(epochs, kernels, sampling)  # the supernet its modes share: never tuned
         weights = train_supernet(base, bench.supernet_root(seed), bench.device, seed)
         cfg = replace(base, schedule={**base.schedule, **dict(tune), "epochs": fine_tune})
         t = time.perf_counter()
@@ -252,21 +259,29 @@ def _from_supernet(
     return run
 
 
-def supernet_mode(fine_tune: int, epochs: int, kernels: str, step: bool = False, tune: Tune = ()) -> str:
+def supernet_mode(
+    fine_tune: int, epochs: int, kernels: str, step: bool = False, tune: Tune = (), sampling: str = "uniform"
+) -> str:
     """Return the name of a supernet mode (``step``: of its one-off step), e.g. supernet0, supernet1-e48-shared,
-    supernet1-lr0.0003-f0.25 (``tune``: its fine-tune's learning rate and fraction of the training images)."""
+    supernet0-e3-fair, supernet1-lr0.0003-f0.25 (``tune``: its fine-tune's learning rate and fraction of the
+    training images)."""
     suffix = ("" if epochs == SUPERNET_EPOCHS else f"-e{epochs}") + ("" if kernels == "separate" else f"-{kernels}")
+    suffix += "" if sampling == "uniform" else f"-{sampling}"
     if step:
         return "base" + suffix
     short = {"lr0": "lr", "fraction": "f"}
     return f"supernet{fine_tune}{suffix}" + "".join(f"-{short[k]}{v:g}" for k, v in tune)
 
 
-def _supernet_settings(bench: Bench, seed: int, fine_tune: int, epochs: int, kernels: str, tune: Tune = ()) -> dict:
+def _supernet_settings(
+    bench: Bench, seed: int, fine_tune: int, epochs: int, kernels: str, tune: Tune = (), sampling: str = "uniform"
+) -> dict:
     """Return what a supernet mode's results depend on with ``seed`` (its fine-tune schedule as ``supernet_proxy``
     runs it)."""
-    shared = {"supernet_kernels": kernels} if kernels != "separate" else {}  # records from before the choice
-    settings = _settings(bench, "supernet", fine_tune, supernet_epochs=epochs, base_seed=seed, **shared)
+    # only where not the default, so records from before each choice still count
+    chosen = {"supernet_kernels": kernels} if kernels != "separate" else {}
+    chosen |= {"supernet_sampling": sampling} if sampling != "uniform" else {}
+    settings = _settings(bench, "supernet", fine_tune, supernet_epochs=epochs, base_seed=seed, **chosen)
     if fine_tune:
         settings["schedule"] = fine_tune_schedule({**settings["schedule"], **dict(tune)})
     return settings
@@ -363,6 +378,18 @@ MODES: dict[str, Mode] = {
         )
         for epochs, kernels in ((SUPERNET_EPOCHS, "separate"), (SUPERNET_EPOCHS, "shared"), (48, "separate"))
         for n in (0, 1)
+    },
+    **{
+        supernet_mode(0, epochs, "separate", sampling="fair"): Mode(
+            _from_supernet(0, epochs, "separate", sampling="fair"),
+            f"inherits its path of the supernet trained once for {epochs} epochs with strict fairness (every "
+            "operator of every point once per step), BatchNorm recalibrated, no fine-tune",
+            functools.partial(_supernet_settings, fine_tune=0, epochs=epochs, kernels="separate", sampling="fair"),
+            prepare=_supernet_base(epochs, "separate", "fair"),
+            step=supernet_mode(0, epochs, "separate", step=True, sampling="fair"),
+            makes=f"supernet-e{epochs}-separate-fair",
+        )
+        for epochs in FAIR_EPOCHS
     },
     **{
         supernet_mode(1, SUPERNET_EPOCHS, "separate", tune=tune): Mode(
@@ -1033,7 +1060,9 @@ def default_mode(cfg: StudyConfig) -> str:
     """Return the name of the mode that measures the preset's own proxy (its ``init`` and epochs)."""
     if cfg.init != "supernet":
         return cfg.init
-    return supernet_mode(cfg.schedule["epochs"], cfg.supernet_epochs, cfg.supernet_kernels)
+    return supernet_mode(
+        cfg.schedule["epochs"], cfg.supernet_epochs, cfg.supernet_kernels, sampling=cfg.supernet_sampling
+    )
 
 
 def _finite(x: Any) -> Any:

@@ -20,6 +20,9 @@ SCALES = ("n", "s", "m", "l", "x")
 SAMPLERS = ("tpe", "nsga2", "random")
 INITS = ("scratch", "warm", "supernet")  # how a candidate's weights start (see README, 'Presets')
 SUPERNET_KERNELS = ("separate", "shared")  # Conv2Former kernels in the supernet: own weights, or one's centre crop
+# how the supernet's training picks paths: one uniform path per batch (SPOS), or every operator of every point once
+# per step, its gradients summed (FairNAS's strict fairness)
+SUPERNET_SAMPLINGS = ("uniform", "fair")
 DEFAULT_SAMPLER = "tpe"  # chosen by benchmarks/search_efficiency.py
 VERIFY_EPOCHS = 16  # `verify:` default length: the from-scratch reference of benchmarks/proxy_fidelity.py
 PRESET_KEYS = (
@@ -35,6 +38,7 @@ PRESET_KEYS = (
     "warm_epochs",
     "supernet_epochs",
     "supernet_kernels",
+    "supernet_sampling",
     "latency",
     "constraints",
     "sampler",
@@ -58,6 +62,7 @@ class StudyConfig:
     warm_epochs: int = 0  # epochs of the warm-start base (init: warm); 0 otherwise
     supernet_epochs: int = 0  # epochs of the weight-sharing supernet (init: supernet); 0 otherwise
     supernet_kernels: str = "separate"  # the supernet's Conv2Former kernels (init: supernet): separate or shared
+    supernet_sampling: str = "uniform"  # how the supernet's training picks paths (init: supernet): uniform or fair
     latency: LatencySettings = field(default_factory=LatencySettings)
     constraints: Constraints = field(default_factory=Constraints)
     sampler: str = DEFAULT_SAMPLER
@@ -228,9 +233,11 @@ def load_preset(name_or_path: str, data: str | None = None, space: str | None = 
             raise ConfigError(path, key, f"only applies with init: {mode}")
         default = 4 * max(schedule["epochs"], 1) if init == mode else 0
         base_epochs[key] = _get(raw, path, key, Key(int, low=1), default)
-    if init != "supernet" and raw.get("supernet_kernels") is not None:
-        raise ConfigError(path, "supernet_kernels", "only applies with init: supernet")
+    for key in ("supernet_kernels", "supernet_sampling"):
+        if init != "supernet" and raw.get(key) is not None:
+            raise ConfigError(path, key, "only applies with init: supernet")
     kernels = _get(raw, path, "supernet_kernels", Key(str, choices=SUPERNET_KERNELS), "separate")
+    sampling = _get(raw, path, "supernet_sampling", Key(str, choices=SUPERNET_SAMPLINGS), "uniform")
     return StudyConfig(
         name=path.stem,
         path=path,
@@ -243,6 +250,7 @@ def load_preset(name_or_path: str, data: str | None = None, space: str | None = 
         init=init,
         **base_epochs,
         supernet_kernels=kernels,
+        supernet_sampling=sampling,
         latency=LatencySettings(**_section(raw.get("latency"), path, "latency", LATENCY_KEYS)),
         constraints=Constraints(**_section(raw.get("constraints"), path, "constraints", CONSTRAINT_KEYS)),
         sampler=_get(raw, path, "sampler", Key(str, choices=SAMPLERS), DEFAULT_SAMPLER),

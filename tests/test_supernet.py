@@ -19,9 +19,11 @@ from nas.measure.cost import build_model
 from nas.measure.supernet import (
     ChoiceLayer,
     ElasticKernel,
+    Supernet,
     build_supernet,
     calibration_images,
     centre_crop,
+    fair_paths,
     inherit,
     path_of,
     random_path,
@@ -137,6 +139,74 @@ def test_random_paths_draw_operators_uniformly_not_kernels(space: object) -> Non
     conv2former = sum(d[3] in (2, 3) for d in draws) / len(draws)
     assert conv2former == pytest.approx(1 / 3, abs=0.04)  # 1 of 3 operators, though 2 of 4 options
     assert all(d[17] == d[20] for d in draws)  # tied layers take one option
+
+
+def test_fair_paths_give_every_point_each_operator_once(space: object) -> None:
+    rng = random.Random(0)
+    for _ in range(50):
+        paths = fair_paths(space, rng)
+        assert len(paths) == 3  # the most operators a point has
+        for point in space.points:
+            options = point.options()
+            ops = [options[path[point.layers[0]]].op for path in paths]
+            if len(point.choices) == 3:
+                assert sorted(ops) == sorted(point.choices)  # each once
+            else:
+                assert set(ops) == set(point.choices)  # each at least once, the third drawn
+            assert all(len({path[layer] for layer in point.layers}) == 1 for path in paths)  # tied layers
+    down = space.points[0].options()
+    kernels = [down[path[3]].kernel for _ in range(400) for path in fair_paths(space, rng) if down[path[3]].kernel]
+    assert len(kernels) == 400 and sum(k == 5 for k in kernels) == pytest.approx(200, abs=40)  # drawn uniformly
+
+
+def _loss_batch(nc: int) -> dict[str, torch.Tensor]:
+    """Return a detection training batch of two 64 px images with three boxes."""
+    gen = torch.Generator().manual_seed(0)
+    return {
+        "img": torch.rand(2, 3, 64, 64, generator=gen),
+        "cls": torch.tensor([[0.0], [1.0], [nc - 1.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.4], [0.3, 0.6, 0.2, 0.2], [0.6, 0.4, 0.4, 0.3]]),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
+    }
+
+
+def _option_grads(net: torch.nn.Module, layer: int) -> list[bool]:
+    """Return, per option of the supernet's ``layer``, whether every one of its parameters has a gradient."""
+    return [all(p.grad is not None for p in option.parameters()) for option in net.model[layer].options]
+
+
+def test_a_fair_step_averages_every_paths_loss_and_reaches_each_operator(space: object) -> None:
+    from ultralytics.cfg import get_cfg
+
+    torch.manual_seed(0)
+    net = build_supernet(space, nc=5)
+    assert isinstance(net, Supernet)
+    net.args = get_cfg()
+    net.train()
+    batch = _loss_batch(5)
+    paths = [
+        {3: 0, 4: 1, 17: 1, 20: 1},
+        {3: 1, 4: 0, 17: 0, 20: 0},
+        {3: 3, 4: 1, 17: 0, 20: 0},  # Conv2Former, kernel 7
+    ]
+    singles = []
+    for path in paths:
+        set_path(net, path)
+        singles.append(net.loss(batch))
+    net.paths = tuple(paths)
+    loss, items = net.loss(batch)
+    assert loss.sum().item() == pytest.approx(sum(s[0].sum().item() for s in singles) / 3, rel=1e-5)
+    assert items.keys() == singles[0][1].keys()
+    for name, value in items.items():  # the logged loss items are the paths' mean too
+        assert value.item() == pytest.approx(sum(s[1][name].item() for s in singles) / 3, rel=1e-5)
+    loss.sum().backward()
+    assert _option_grads(net, 3) == [True, True, False, True]  # kernel 5 was not drawn
+    assert _option_grads(net, 4) == [True, True]
+    net.zero_grad(set_to_none=True)
+    net.paths = ()
+    set_path(net, paths[0])
+    net.loss(batch)[0].sum().backward()  # uniform sampling: one path, one option per point
+    assert _option_grads(net, 3) == [True, False, False, False]
 
 
 def test_bn_recalibration_sets_exact_batch_statistics_and_changes_nothing_else() -> None:
@@ -307,6 +377,42 @@ def test_a_shared_supernet_trains_through_ultralytics_and_its_weights_load_back(
         torch.testing.assert_close(mine, theirs)
 
 
+def test_a_fair_supernet_updates_every_operator_of_a_point_in_one_step(
+    space: object, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nas.measure.supernet as supernet_module
+    from nas.data.datasets import local_dataset
+
+    built = []
+
+    def build_and_keep(*args: object) -> torch.nn.Module:
+        net = build_supernet(*args)
+        built.append({k: v.clone() for k, v in net.state_dict().items()})
+        return net
+
+    monkeypatch.setattr(supernet_module, "build_supernet", build_and_keep)
+    cfg = dataclasses.replace(
+        load_preset("smoke"),  # batch 16, no warm-up: the 16 training images make one optimizer step
+        space=space,
+        dataset=local_dataset(tiny_dataset),
+        init="supernet",
+        supernet_epochs=1,
+        supernet_sampling="fair",
+    )
+    weights = train_supernet(cfg, tmp_path, "cpu", seed=0)
+    assert weights == supernet_file(tmp_path, 1, sampling="fair") == tmp_path / "supernet_e1_fair.pt"
+    saved = torch.load(weights, weights_only=True)
+    assert saved["sampling"] == "fair" and saved["kernels"] == "separate"
+
+    def moved(layer: int, option: int) -> bool:
+        prefix = f"model.{layer}.options.{option}."
+        return any(not torch.equal(saved["state_dict"][k], v) for k, v in built[0].items() if k.startswith(prefix))
+
+    down = [moved(3, j) for j in range(4)]  # Conv, GhostV2, Conv2Former k5, k7
+    assert down[:2] == [True, True] and sum(down[2:]) == 1  # each operator once, one kernel of Conv2Former
+    assert [moved(4, j) for j in range(2)] == [True, True]
+
+
 def _make_slowly(out: str, log: str) -> None:
     def make(partial: Path) -> None:
         with open(log, "a") as f:
@@ -383,6 +489,8 @@ def test_a_supernet_study_trains_it_once_and_every_trial_inherits(tmp_path: Path
         ({"supernet_kernels": "shared"}, "supernet_kernels: only applies with init: supernet"),
         ({"init": "supernet", "supernet_kernels": "both"}, "supernet_kernels: must be one of separate, shared"),
         ({"init": "supernet", "supernet_kernels": True}, "supernet_kernels: expected str"),
+        ({"supernet_sampling": "fair"}, "supernet_sampling: only applies with init: supernet"),
+        ({"init": "supernet", "supernet_sampling": "spos"}, "supernet_sampling: must be one of uniform, fair"),
     ],
     ids=[
         "zero-epochs-without-supernet",
@@ -391,6 +499,8 @@ def test_a_supernet_study_trains_it_once_and_every_trial_inherits(tmp_path: Path
         "supernet-kernels-without-supernet",
         "unknown-supernet-kernels",
         "supernet-kernels-not-a-string",
+        "supernet-sampling-without-supernet",
+        "unknown-supernet-sampling",
     ],
 )
 def test_supernet_preset_keys_are_validated(preset: dict, message: str, tmp_path: Path) -> None:

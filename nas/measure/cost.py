@@ -30,15 +30,15 @@ class Cost:
     imgsz: int
 
 
-def build_model(model_dict: dict) -> DetectionModel:
-    """Return the Ultralytics ``DetectionModel`` for a model dict (quietly).
+def build_model(model_dict: dict, model_class: type[DetectionModel] = DetectionModel) -> DetectionModel:
+    """Return the Ultralytics ``DetectionModel`` (or a subclass, ``model_class``) for a model dict (quietly).
 
     Raises:
         UserError: the model cannot be built (the message says which layer, where the operator knows).
     """
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return DetectionModel(model_dict, verbose=False)
+            return model_class(model_dict, verbose=False)
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
         raise UserError(f"cannot build model: {e}") from e
 

@@ -4,10 +4,16 @@ The supernet is the base model in which every insertion point holds all of its o
 ``ChoiceLayer``: every operator and, with ``supernet_kernels: separate``, every Conv2Former kernel with weights of
 its own; with ``shared``, the kernels of one operator form share one module built with the point's largest kernel,
 whose depthwise k x k convs run the centre k x k crop of the large weight (``ElasticKernel``). It is trained once
-through Ultralytics' own trainer with single-path uniform sampling (Guo et al., "Single Path One-Shot NAS", ECCV
-2020): before every batch each point draws one of its operators uniformly (then a kernel uniformly, where the operator
-takes one), so only that path is run and updated. Its weights are cached in the study's run folder like the warm
-base (``made_once``).
+through Ultralytics' own trainer, with one of two samplings (``supernet_sampling``):
+
+- ``uniform``, single-path uniform sampling (Guo et al., "Single Path One-Shot NAS", ECCV 2020): before every batch
+  each point draws one of its operators uniformly (then a kernel uniformly, where the operator takes one), so only
+  that path is run and updated;
+- ``fair``, strict fairness (Chu et al., "FairNAS", ICCV 2021): before every batch each point shuffles its m
+  operators into m paths, the batch runs through all of them and one optimizer step takes the mean of their
+  gradients, so every operator of every point is updated once per step (a step costs m paths' work).
+
+Its weights are cached in the study's run folder like the warm base (``made_once``).
 
 A trial builds its plain candidate from ``Architecture.to_yaml()`` (never containing supernet layers), copies every
 tensor of its path from the supernet (``inherit``: nothing starts fresh), recalibrates the BatchNorm statistics on
@@ -26,6 +32,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,7 +51,7 @@ from modules.ultralytics_adapter import ProxyTrainer
 from ..config import SUPERNET_KERNELS, StudyConfig
 from ..errors import UserError
 from ..space import Architecture, Choice, SearchSpace
-from ..space.space import takes_kernel
+from ..space.space import InsertionPoint, takes_kernel
 from .cost import build_model
 from .latency_lock import paused_batches, pausing_for_measurements
 from .phase_progress import PhaseProgress, report_epochs
@@ -97,6 +104,29 @@ def make_elastic(module: nn.Module) -> nn.Module:
     return module
 
 
+class Supernet(DetectionModel):
+    """The supernet's ``DetectionModel``: with several ``paths`` set (fair sampling), its training loss is the mean
+    of the losses of the same batch run through each path in turn; otherwise Ultralytics' loss on the active path."""
+
+    paths: tuple[dict[int, int], ...] = ()  # set before each batch by fair sampling
+
+    def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, Any]:
+        """Return (loss, detached loss items) of ``batch``: the mean over ``paths`` when there are two or more and no
+        ``preds`` are given (each path's graph is kept until the trainer's backward), else Ultralytics' own."""
+        if preds is not None or len(self.paths) < 2:
+            return super().loss(batch, preds)
+        losses, items = [], []
+        for path in self.paths:
+            set_path(self, path)
+            loss, parts = super().loss(batch)
+            losses.append(loss)
+            items.append(parts)
+        n = len(losses)
+        if isinstance(items[0], dict):
+            return sum(losses) / n, {k: sum(p[k] for p in items) / n for k in items[0]}
+        return sum(losses) / n, sum(items) / n
+
+
 class ChoiceLayer(nn.Module):
     """One layer of an insertion point in the supernet: every option's module, the ``active`` option runs.
 
@@ -130,7 +160,7 @@ class ChoiceLayer(nn.Module):
 
 
 def build_supernet(space: SearchSpace, nc: int, kernels: str = "separate") -> DetectionModel:
-    """Return the supernet of ``space`` for ``nc`` classes: a ``DetectionModel`` whose insertion-point layers are
+    """Return the supernet of ``space`` for ``nc`` classes: a ``Supernet`` whose insertion-point layers are
     ``ChoiceLayer``s holding ``point.options()`` in order (option j of every point comes from one build).
 
     ``kernels``: ``separate`` gives every (operator, kernel) option a module of its own; ``shared`` gives the
@@ -146,7 +176,7 @@ def build_supernet(space: SearchSpace, nc: int, kernels: str = "separate") -> De
     builds = []
     for j in range(max(len(o) for o in options.values())):
         picks = {name: opts[j] for name, opts in options.items() if j < len(opts)}
-        builds.append(build_model(space.architecture(picks).model_dict(nc)))
+        builds.append(build_model(space.architecture(picks).model_dict(nc), Supernet if j == 0 else DetectionModel))
     net = builds[0]
     for point in space.points:
         opts = options[point.name]
@@ -182,12 +212,28 @@ def path_of(space: SearchSpace, arch: Architecture) -> dict[int, int]:
 def random_path(space: SearchSpace, rng: random.Random) -> dict[int, int]:
     """Return a path drawn like the search's categorical variables: an operator uniformly per point, then a kernel
     uniformly where the operator takes one (so Conv2Former's nine kernels do not get nine times the steps)."""
-    path = {}
+    path: dict[int, int] = {}
     for p in space.points:
-        op = rng.choice(p.choices)
-        index = p.options().index(Choice(op, rng.choice(p.kernels) if takes_kernel(op) else None))
-        path.update(dict.fromkeys(p.layers, index))
+        path.update(dict.fromkeys(p.layers, _option_index(p, rng.choice(p.choices), rng)))
     return path
+
+
+def fair_paths(space: SearchSpace, rng: random.Random) -> list[dict[int, int]]:
+    """Return m paths (m: the most operators a point of ``space`` has) in which every point takes each of its
+    operators exactly once, in a random order (a point with fewer operators draws the rest uniformly); a kernel is
+    drawn uniformly where the operator takes one."""
+    m = max(len(p.choices) for p in space.points)
+    paths: list[dict[int, int]] = [{} for _ in range(m)]
+    for p in space.points:
+        ops = rng.sample(p.choices, len(p.choices)) + [rng.choice(p.choices) for _ in range(m - len(p.choices))]
+        for path, op in zip(paths, ops, strict=True):
+            path.update(dict.fromkeys(p.layers, _option_index(p, op, rng)))
+    return paths
+
+
+def _option_index(point: InsertionPoint, op: str, rng: random.Random) -> int:
+    """Return the index in ``point.options()`` of ``op``, with a kernel drawn uniformly where ``op`` takes one."""
+    return point.options().index(Choice(op, rng.choice(point.kernels) if takes_kernel(op) else None))
 
 
 def set_path(net: nn.Module, path: dict[int, int]) -> None:
@@ -196,10 +242,12 @@ def set_path(net: nn.Module, path: dict[int, int]) -> None:
         net.model[layer].active = index
 
 
-def supernet_file(run_root: Path, epochs: int, kernels: str = "separate") -> Path:
+def supernet_file(run_root: Path, epochs: int, kernels: str = "separate", sampling: str = "uniform") -> Path:
     """Return where the study whose run folder is ``run_root`` keeps its supernet trained ``epochs`` with
-    ``kernels`` (``supernet_e<N>.pt`` for separate kernels, as before the choice existed; ``_shared`` added)."""
-    return run_root / f"supernet_e{epochs}{'' if kernels == 'separate' else '_' + kernels}.pt"
+    ``kernels`` and ``sampling`` (``supernet_e<N>.pt`` for separate kernels and uniform sampling, as before either
+    choice existed; ``_shared`` and ``_fair`` added otherwise)."""
+    suffix = "".join(f"_{v}" for v, default in ((kernels, "separate"), (sampling, "uniform")) if v != default)
+    return run_root / f"supernet_e{epochs}{suffix}.pt"
 
 
 def train_supernet(
@@ -216,20 +264,26 @@ def train_supernet(
     Raises:
         UserError: the supernet's training failed.
     """
-    out = supernet_file(run_root, cfg.supernet_epochs, cfg.supernet_kernels)
+    out = supernet_file(run_root, cfg.supernet_epochs, cfg.supernet_kernels, cfg.supernet_sampling)
 
     def train(partial: Path) -> None:
         if log:
             log(
-                f"init: supernet - training the supernet ({cfg.supernet_kernels} kernels) for {cfg.supernet_epochs} "
-                "epochs, once for this study..."
+                f"init: supernet - training the supernet ({cfg.supernet_kernels} kernels, {cfg.supernet_sampling} "
+                f"sampling) for {cfg.supernet_epochs} epochs, once for this study..."
             )
-        rng = random.Random(seed)
+        rng, space = random.Random(seed), cfg.space
         trained: dict[str, torch.Tensor] = {}
+
+        def draw_paths(trainer: ProxyTrainer) -> None:
+            if cfg.supernet_sampling == "fair":
+                trainer.model.paths = tuple(fair_paths(space, rng))
+            else:
+                set_path(trainer.model, random_path(space, rng))
 
         def customize(trainer: ProxyTrainer) -> None:
             trainer.model_factory = lambda nc: build_supernet(cfg.space, nc, cfg.supernet_kernels)
-            trainer.add_callback("on_train_batch_start", lambda t: set_path(t.model, random_path(cfg.space, rng)))
+            trainer.add_callback("on_train_batch_start", draw_paths)
             trainer.add_callback("on_train_end", lambda t: trained.update(t.ema.ema.float().state_dict()))
             if progress:
                 report_epochs(trainer, "supernet", progress)
@@ -245,6 +299,7 @@ def train_supernet(
                 log(f"init: supernet - trained in {time.perf_counter() - t:.0f} s ({r.threads} CPU thread(s))")
             record = {"state_dict": {k: v.detach().cpu() for k, v in trained.items()}, "space": cfg.space.identity}
             extra = {"nc": cfg.dataset.nc, "epochs": cfg.supernet_epochs, "kernels": cfg.supernet_kernels}
+            extra["sampling"] = cfg.supernet_sampling
             torch.save({**record, **extra}, partial)
         except (OSError, RuntimeError, FloatingPointError) as e:
             raise UserError(f"init: supernet - training the supernet failed: {e}") from e

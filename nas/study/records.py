@@ -133,6 +133,7 @@ def runtime_record(cfg: StudyConfig, device: str, weights: Path | None) -> dict[
         "warm_epochs": cfg.warm_epochs,
         # only for supernet studies, so the fingerprints of studies made before the supernet stay the same
         **({"supernet_epochs": cfg.supernet_epochs} if cfg.init == "supernet" else {}),
-        # only when shared, so the fingerprints of studies made before the choice (separate kernels) stay the same
+        # only when not the default, so the fingerprints of studies made before each choice stay the same
         **({"supernet_kernels": cfg.supernet_kernels} if cfg.supernet_kernels != "separate" else {}),
+        **({"supernet_sampling": cfg.supernet_sampling} if cfg.supernet_sampling != "uniform" else {}),
     }

@@ -20,8 +20,9 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
            warm-up (init: supernet)
   supernet1-lr0.0003[-f0.25]  the same with one fine-tune epoch at lr0 0.0003, a tenth of light's (-f0.25: on
            the first quarter of the training images)
-  supernet0-eE-fair  the same without fine-tune from a supernet trained E epochs with strict fairness (FairNAS:
-           every operator of every point once per optimizer step; supernet_sampling: fair)
+  supernet0-e3-fair  the same without fine-tune from a supernet trained 3 epochs with strict fairness (FairNAS:
+           every operator of every point once per optimizer step, about the 16 uniform epochs' work;
+           supernet_sampling: fair)
   zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
   gflops   minus the GFLOPs at the deployment size (the cost objective itself): how far cost alone ranks
 A score mode's record holds its value under "score" (no mAP); it is ranked like an mAP (higher: better).
@@ -101,8 +102,8 @@ MIN_PARTIAL = 5  # a partial correlation on 3 points is always +-1 or 0: one var
 TOP = 3
 BAR_SPEARMAN = 0.8
 SUPERNET_EPOCHS = 16
-# a fair supernet's step runs each of light's 6 operators: 3 epochs do about the 16 uniform epochs' work, 8 about 3x
-FAIR_EPOCHS = (3, 8)
+# a fair supernet's step runs each of light's 6 operators: 3 epochs do about the work of the 16 uniform ones
+FAIR_EPOCHS = (3,)
 # issue 12's protocol: what the summary checks the command against
 REFERENCE_EPOCHS = 16  # the reference's default schedule (proxy_fidelity.json)
 PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_on": 6}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,16 +64,27 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(SyntheticSpec(train_images=16, val_images=8, imgsz=64, seed=1), tmp_path_factory.mktemp("cache"))
 
 
-@pytest.fixture(scope="module")
-def smoke_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A finished 3-trial smoke study (``python -m nas.search --study smoke --trials 3``, in-process) in a fresh
-    SQLite file, one per test module; yields (storage URL, work dir)."""
+@pytest.fixture(scope="session")
+def _smoke_study_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run ``python -m nas.search --study smoke --trials 3`` (in-process) once per test session into a fresh work
+    dir (SQLite file ``nas.db``, ``runs/``, its own cache); return the work dir, never handed to a test."""
     from nas.cli import search
 
-    work = tmp_path_factory.mktemp("smoke")
+    work = tmp_path_factory.mktemp("smoke-once")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("NAS_CACHE_DIR", str(work / "cache"))
         storage = f"sqlite:///{work / 'nas.db'}"
         argv = ["--study", "smoke", "--trials", "3", "--storage", storage, "--run-dir", str(work / "runs")]
         assert search.main(argv) == 0
-        yield storage, work
+    return work
+
+
+@pytest.fixture(scope="module")
+def smoke_study(_smoke_study_once: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A finished 3-trial smoke study in a work dir of its own per test module (a copy of the one the session ran,
+    so what one module writes no other sees), its cache in use; yields (storage URL, work dir)."""
+    work = tmp_path_factory.mktemp("smoke")
+    shutil.copytree(_smoke_study_once, work, dirs_exist_ok=True)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NAS_CACHE_DIR", str(work / "cache"))
+        yield f"sqlite:///{work / 'nas.db'}", work

@@ -102,8 +102,14 @@ MIN_PARTIAL = 5  # a partial correlation on 3 points is always +-1 or 0: one var
 TOP = 3
 BAR_SPEARMAN = 0.8
 SUPERNET_EPOCHS = 16
-# a fair supernet's step runs each of light's 6 operators: 3 epochs do about the work of the 16 uniform ones
-FAIR_EPOCHS = (3,)
+# the supernets of the modes: (epochs, kernels, sampling, fine-tune epochs of a mode each). A fair supernet's step
+# runs each of light's 6 operators: 3 epochs do about the work of the 16 uniform ones
+SUPERNETS = (
+    (SUPERNET_EPOCHS, "separate", "uniform", (0, 1)),
+    (SUPERNET_EPOCHS, "shared", "uniform", (0, 1)),
+    (48, "separate", "uniform", (0, 1)),
+    (3, "separate", "fair", (0,)),
+)
 # issue 12's protocol: what the summary checks the command against
 REFERENCE_EPOCHS = 16  # the reference's default schedule (proxy_fidelity.json)
 PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_on": 6}
@@ -368,29 +374,17 @@ MODES: dict[str, Mode] = {
         makes="warm-base",
     ),
     **{
-        supernet_mode(n, epochs, kernels): Mode(
-            _from_supernet(n, epochs, kernels),
-            f"inherits its path of the supernet trained once for {epochs} epochs ({kernels} Conv2Former kernels), "
-            f"BatchNorm recalibrated, {n} fine-tune epoch(s) without warm-up",
-            functools.partial(_supernet_settings, fine_tune=n, epochs=epochs, kernels=kernels),
-            prepare=_supernet_base(epochs, kernels),
-            step=supernet_mode(n, epochs, kernels, step=True),
-            makes=f"supernet-e{epochs}-{kernels}",
+        supernet_mode(n, epochs, kernels, sampling=sampling): Mode(
+            _from_supernet(n, epochs, kernels, sampling=sampling),
+            f"inherits its path of the supernet trained once for {epochs} epochs ({kernels} Conv2Former kernels, "
+            f"{sampling} sampling), BatchNorm recalibrated, {n} fine-tune epoch(s) without warm-up",
+            functools.partial(_supernet_settings, fine_tune=n, epochs=epochs, kernels=kernels, sampling=sampling),
+            prepare=_supernet_base(epochs, kernels, sampling),
+            step=supernet_mode(n, epochs, kernels, step=True, sampling=sampling),
+            makes=f"supernet-e{epochs}-{kernels}" + ("" if sampling == "uniform" else f"-{sampling}"),
         )
-        for epochs, kernels in ((SUPERNET_EPOCHS, "separate"), (SUPERNET_EPOCHS, "shared"), (48, "separate"))
-        for n in (0, 1)
-    },
-    **{
-        supernet_mode(0, epochs, "separate", sampling="fair"): Mode(
-            _from_supernet(0, epochs, "separate", sampling="fair"),
-            f"inherits its path of the supernet trained once for {epochs} epochs with strict fairness (every "
-            "operator of every point once per step), BatchNorm recalibrated, no fine-tune",
-            functools.partial(_supernet_settings, fine_tune=0, epochs=epochs, kernels="separate", sampling="fair"),
-            prepare=_supernet_base(epochs, "separate", "fair"),
-            step=supernet_mode(0, epochs, "separate", step=True, sampling="fair"),
-            makes=f"supernet-e{epochs}-separate-fair",
-        )
-        for epochs in FAIR_EPOCHS
+        for epochs, kernels, sampling, fine_tunes in SUPERNETS
+        for n in fine_tunes
     },
     **{
         supernet_mode(1, SUPERNET_EPOCHS, "separate", tune=tune): Mode(

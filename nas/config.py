@@ -21,7 +21,7 @@ SAMPLERS = ("tpe", "nsga2", "random")
 INITS = ("scratch", "warm", "supernet")  # how a candidate's weights start (see README, 'Presets')
 SUPERNET_KERNELS = ("separate", "shared")  # Conv2Former kernels in the supernet: own weights, or one's centre crop
 # how the supernet's training picks paths: one uniform path per batch (SPOS), or every operator of every point once
-# per step, its gradients summed (FairNAS's strict fairness)
+# per batch, their losses averaged (FairNAS's strict fairness)
 SUPERNET_SAMPLINGS = ("uniform", "fair")
 DEFAULT_SAMPLER = "tpe"  # chosen by benchmarks/search_efficiency.py
 VERIFY_EPOCHS = 16  # `verify:` default length: the from-scratch reference of benchmarks/proxy_fidelity.py

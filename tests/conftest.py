@@ -82,9 +82,10 @@ def _smoke_study_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def smoke_study(_smoke_study_once: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A finished 3-trial smoke study in a work dir of its own per test module (a copy of the one the session ran,
-    so what one module writes no other sees), its cache in use; yields (storage URL, work dir)."""
+    so what one module writes no other sees) with a cache of its own; yields (storage URL, work dir)."""
     work = tmp_path_factory.mktemp("smoke")
-    shutil.copytree(_smoke_study_once, work, dirs_exist_ok=True)
+    # not the cache: its generated dataset's YAML names the folder it was made in; the copy makes its own on use
+    shutil.copytree(_smoke_study_once, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("cache"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("NAS_CACHE_DIR", str(work / "cache"))
         yield f"sqlite:///{work / 'nas.db'}", work

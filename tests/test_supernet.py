@@ -154,6 +154,8 @@ def test_fair_paths_give_every_point_each_operator_once(space: object) -> None:
             else:
                 assert set(ops) == set(point.choices)  # each at least once, the third drawn
             assert all(len({path[layer] for layer in point.layers}) == 1 for path in paths)  # tied layers
+    pairs = {tuple(space.points[0].options()[p[3]].op for p in fair_paths(space, rng)) for _ in range(50)}
+    assert len(pairs) > 1  # the order is drawn anew for every batch
     down = space.points[0].options()
     kernels = [down[path[3]].kernel for _ in range(400) for path in fair_paths(space, rng) if down[path[3]].kernel]
     assert len(kernels) == 400 and sum(k == 5 for k in kernels) == pytest.approx(200, abs=40)  # drawn uniformly
@@ -387,7 +389,7 @@ def test_a_fair_supernet_updates_every_operator_of_a_point_in_one_step(
 
     def build_and_keep(*args: object) -> torch.nn.Module:
         net = build_supernet(*args)
-        built.append({k: v.clone() for k, v in net.state_dict().items()})
+        built.append({k: v.detach().clone() for k, v in net.named_parameters()})  # not BatchNorm's statistics
         return net
 
     monkeypatch.setattr(supernet_module, "build_supernet", build_and_keep)
@@ -508,6 +510,23 @@ def test_supernet_preset_keys_are_validated(preset: dict, message: str, tmp_path
     path.write_text(yaml.safe_dump({"space": "yolo11_backbone", **preset}))
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
         load_preset(str(path))
+
+
+def test_fair_sampling_is_loaded_and_kept_apart_from_uniform(tmp_path: Path) -> None:
+    from nas.study.records import runtime_record
+
+    configs = {}
+    for sampling in ("uniform", "fair", None):
+        path = tmp_path / f"{sampling}.yaml"
+        path.write_text(yaml.safe_dump({"space": "yolo11_backbone", "init": "supernet", "supernet_sampling": sampling}))
+        configs[sampling] = load_preset(str(path))
+    assert [c.supernet_sampling for c in configs.values()] == ["uniform", "fair", "uniform"]
+    assert load_preset("light").supernet_sampling == "uniform"
+    records = {k: runtime_record(c, "cpu", None) for k, c in configs.items()}
+    assert records["uniform"] == records[None] != records["fair"]  # a fair study does not resume a uniform one
+    assert records["fair"]["supernet_sampling"] == "fair"
+    assert "supernet_sampling" not in records["uniform"]  # fingerprints of studies made before the key stay the same
+    assert supernet_file(tmp_path, 3, "shared", "fair").name == "supernet_e3_shared_fair.pt"
 
 
 def test_shared_kernels_are_loaded_and_kept_apart_from_separate_ones(tmp_path: Path) -> None:

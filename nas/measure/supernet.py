@@ -10,8 +10,9 @@ through Ultralytics' own trainer, with one of two samplings (``supernet_sampling
   each point draws one of its operators uniformly (then a kernel uniformly, where the operator takes one), so only
   that path is run and updated;
 - ``fair``, strict fairness (Chu et al., "FairNAS", ICCV 2021): before every batch each point shuffles its m
-  operators into m paths, the batch runs through all of them and one optimizer step takes the mean of their
-  gradients, so every operator of every point is updated once per step (a step costs m paths' work).
+  operators into m paths, the batch runs through all of them and its loss is the mean of theirs, so every operator
+  of every point is updated once per batch (once per optimizer step where ``nbs`` equals the batch, as in light; a
+  Conv2Former operator with a kernel drawn uniformly) and a batch costs m paths' work.
 
 Its weights are cached in the study's run folder like the warm base (``made_once``).
 
@@ -159,7 +160,7 @@ class ChoiceLayer(nn.Module):
         return module(x)
 
 
-def build_supernet(space: SearchSpace, nc: int, kernels: str = "separate") -> DetectionModel:
+def build_supernet(space: SearchSpace, nc: int, kernels: str = "separate") -> Supernet:
     """Return the supernet of ``space`` for ``nc`` classes: a ``Supernet`` whose insertion-point layers are
     ``ChoiceLayer``s holding ``point.options()`` in order (option j of every point comes from one build).
 

@@ -19,6 +19,7 @@ from nas.cli import export, report, search
 from nas.objectives import GFLOPS, MAP, NAMES, pareto_front, pick, values_of
 from nas.study import load_study, open_storage
 from nas.study.records import record, records
+from tests.fast_smoke import fast_smoke_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_STUDY = ROOT / "tests" / "data" / "main_smoke_study.db"  # written by the code before the reorganisation
@@ -193,11 +194,7 @@ def test_dashboard_serves_the_study_and_its_metric_names(smoke_study: tuple[str,
 
 
 def test_warm_start_trains_the_base_once_and_trials_inherit(tmp_path: Path) -> None:
-    from nas.config import STUDIES_DIR
-
-    preset = tmp_path / "warm.yaml"
-    raw = __import__("yaml").safe_load((STUDIES_DIR / "smoke.yaml").read_text())
-    preset.write_text(__import__("yaml").safe_dump({**raw, "init": "warm"}))
+    preset = fast_smoke_preset(tmp_path, "warm", init="warm")
     storage = f"sqlite:///{tmp_path / 'w.db'}"
     argv = ["--study", str(preset), "--trials", "1", "--storage", storage, "--run-dir", str(tmp_path / "runs")]
     assert search.main(argv) == 0
@@ -220,7 +217,7 @@ def test_ctrl_c_stops_cleanly_with_status_130(tmp_path: Path) -> None:
             "-m",
             "nas.search",
             "--study",
-            "smoke",
+            str(fast_smoke_preset(tmp_path)),
             "--trials",
             "5",
             "--storage",

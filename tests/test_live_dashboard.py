@@ -21,6 +21,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from tests.fast_smoke import fast_smoke_preset
+
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 10
 POLL_S = 0.2
@@ -117,13 +119,7 @@ class Poller(threading.Thread):
 def test_search_runs_to_the_end_while_the_dashboard_polls(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'nas.db'}"
     env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": str(ROOT), "NAS_CACHE_DIR": str(tmp_path / "cache")}
-    # the smoke preset with latency timed at 160 px, 3 runs: the same writes to the database, in less time
-    preset = tmp_path / "smoke.yaml"
-    smoke = (ROOT / "studies" / "smoke.yaml").read_text()
-    assert smoke.count("\nimgsz: 640") == 1 and smoke.count("runs: 20, warmup: 2") == 1, "the smoke preset changed"
-    preset.write_text(
-        smoke.replace("\nimgsz: 640", "\nimgsz: 160").replace("runs: 20, warmup: 2", "runs: 3, warmup: 1")
-    )
+    preset = fast_smoke_preset(tmp_path)  # the same writes to the database, in less time
     argv = ["--study", str(preset), "--trials", str(TRIALS), "--storage", storage, "--run-dir", str(tmp_path / "runs")]
     with (tmp_path / "search.log").open("w") as log:
         search = subprocess.Popen(

@@ -23,6 +23,7 @@ from nas.config import load_preset
 from nas.errors import UserError
 from nas.study import open_storage, open_study
 from nas.study.records import runtime_record
+from tests.fast_smoke import fast_smoke_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +32,17 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": str(ROOT), "NAS_CACHE_DIR": str(tmp_path / "cache")}
 
 
+def _preset(tmp_path: Path) -> str:
+    """Return the path of the smoke preset these tests run (latency timed fast; written once per test)."""
+    path = tmp_path / "smoke.yaml"
+    return str(path if path.is_file() else fast_smoke_preset(tmp_path))
+
+
 def _worker(tmp_path: Path, storage: str, trials: int, tag: str = "") -> subprocess.Popen:
-    """Start ``python -m nas.search --study smoke`` as a separate process (its stderr goes to a log file)."""
-    argv = ["--study", "smoke", "--trials", str(trials), "--storage", storage, "--run-dir", str(tmp_path / "runs")]
+    """Start ``python -m nas.search --study <the smoke preset>`` as a separate process (its stderr goes to a log
+    file)."""
+    preset, runs = _preset(tmp_path), str(tmp_path / "runs")
+    argv = ["--study", preset, "--trials", str(trials), "--storage", storage, "--run-dir", runs]
     log = (tmp_path / f"worker{tag}.log").open("w")
     return subprocess.Popen(
         [sys.executable, "-m", "nas.search", *argv], stdout=log, stderr=log, env=_env(tmp_path), cwd=tmp_path
@@ -88,8 +97,8 @@ def test_sigkill_mid_trial_then_resume_ends_with_exactly_the_trials_wanted(tmp_p
         proc.kill()
     assert TrialState.RUNNING in _states(storage)  # the dead worker's trial is left behind
     res = subprocess.run(
-        [sys.executable, "-m", "nas.search", "--study", "smoke", "--trials", "4", "--storage", storage, "--run-dir",
-         str(tmp_path / "runs")],
+        [sys.executable, "-m", "nas.search", "--study", _preset(tmp_path), "--trials", "4", "--storage", storage,
+         "--run-dir", str(tmp_path / "runs")],
         capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -113,7 +122,7 @@ def test_journal_storage_runs_exports_and_recovers_running_trials(
     from nas.cli import export
 
     url = f"journal:///{tmp_path / 'journal.log'}"
-    argv = ["--study", "smoke", "--trials", "1", "--storage", url, "--run-dir", str(tmp_path / "runs")]
+    argv = ["--study", _preset(tmp_path), "--trials", "1", "--storage", url, "--run-dir", str(tmp_path / "runs")]
     assert search.main(argv) == 0
     assert export.main(["--study", "smoke", "--storage", url, "--list"]) == 0
     assert capsys.readouterr().out.splitlines()[1].split()[0] == "0"  # trial 0 listed
@@ -194,7 +203,7 @@ def test_plain_and_psycopg2_postgres_urls_open_the_same_database(postgres: str) 
 
 
 def test_three_postgres_workers_share_one_study(postgres: str, tmp_path: Path) -> None:
-    cfg = load_preset("smoke")
+    cfg = load_preset(_preset(tmp_path))
     storage = open_storage(postgres, worker=False)
     study = open_study(cfg, storage, "smoke", runtime_record(cfg, "cpu", None))
     stock = {p.name: SLOTS[p.kind].stock for p in cfg.space.points}

@@ -345,20 +345,21 @@ def test_the_ema_of_a_shared_supernet_averages_each_tensor_once(shared: torch.nn
     torch.testing.assert_close(ema.ema.model[3].options[1].block.attn.a[2].weight, d * before + (1 - d) * (before + 1))
 
 
-def test_a_shared_supernet_trains_through_ultralytics_and_its_weights_load_back(
-    shared_space: object, tiny_dataset: Path, tmp_path: Path
-) -> None:
+def _one_epoch_supernet(space: object, data_yaml: Path, **choices: str) -> object:
+    """Return the smoke preset as an ``init: supernet`` study of ``space`` on ``data_yaml`` whose supernet trains one
+    epoch, with ``choices`` (supernet_kernels, supernet_sampling)."""
     from nas.data.datasets import local_dataset
 
     smoke = load_preset("smoke")
-    cfg = dataclasses.replace(
-        smoke,
-        space=shared_space,
-        dataset=local_dataset(tiny_dataset),
-        init="supernet",
-        supernet_epochs=1,
-        supernet_kernels="shared",
+    return dataclasses.replace(
+        smoke, space=space, dataset=local_dataset(data_yaml), init="supernet", supernet_epochs=1, **choices
     )
+
+
+def test_a_shared_supernet_trains_through_ultralytics_and_its_weights_load_back(
+    shared_space: object, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    cfg = _one_epoch_supernet(shared_space, tiny_dataset, supernet_kernels="shared")
     weights = train_supernet(cfg, tmp_path, "cpu", seed=0)
     assert weights == supernet_file(tmp_path, 1, "shared") != supernet_file(tmp_path, 1)
     saved = torch.load(weights, weights_only=True)
@@ -383,7 +384,6 @@ def test_a_fair_supernet_updates_every_operator_of_a_point_in_one_step(
     space: object, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import nas.measure.supernet as supernet_module
-    from nas.data.datasets import local_dataset
 
     built = []
 
@@ -393,14 +393,8 @@ def test_a_fair_supernet_updates_every_operator_of_a_point_in_one_step(
         return net
 
     monkeypatch.setattr(supernet_module, "build_supernet", build_and_keep)
-    cfg = dataclasses.replace(
-        load_preset("smoke"),  # batch 16, no warm-up: the 16 training images make one optimizer step
-        space=space,
-        dataset=local_dataset(tiny_dataset),
-        init="supernet",
-        supernet_epochs=1,
-        supernet_sampling="fair",
-    )
+    # smoke's batch 16 and no warm-up: the 16 training images make one optimizer step
+    cfg = _one_epoch_supernet(space, tiny_dataset, supernet_sampling="fair")
     weights = train_supernet(cfg, tmp_path, "cpu", seed=0)
     assert weights == supernet_file(tmp_path, 1, sampling="fair") == tmp_path / "supernet_e1_fair.pt"
     saved = torch.load(weights, weights_only=True)
@@ -512,36 +506,32 @@ def test_supernet_preset_keys_are_validated(preset: dict, message: str, tmp_path
         load_preset(str(path))
 
 
-def test_fair_sampling_is_loaded_and_kept_apart_from_uniform(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key", "default", "other"),
+    [("supernet_kernels", "separate", "shared"), ("supernet_sampling", "uniform", "fair")],
+    ids=["kernels", "sampling"],
+)
+def test_a_supernet_choice_is_loaded_and_kept_apart_from_its_default(
+    key: str, default: str, other: str, tmp_path: Path
+) -> None:
     from nas.study.records import runtime_record
 
     configs = {}
-    for sampling in ("uniform", "fair", None):
-        path = tmp_path / f"{sampling}.yaml"
-        path.write_text(yaml.safe_dump({"space": "yolo11_backbone", "init": "supernet", "supernet_sampling": sampling}))
-        configs[sampling] = load_preset(str(path))
-    assert [c.supernet_sampling for c in configs.values()] == ["uniform", "fair", "uniform"]
-    assert load_preset("light").supernet_sampling == "uniform"
+    for value in (default, other, None):
+        path = tmp_path / f"{value}.yaml"
+        path.write_text(yaml.safe_dump({"space": "yolo11_backbone", "init": "supernet", key: value}))
+        configs[value] = load_preset(str(path))
+    assert [getattr(c, key) for c in configs.values()] == [default, other, default]
+    assert getattr(load_preset("smoke"), key) == getattr(load_preset("light"), key) == default
     records = {k: runtime_record(c, "cpu", None) for k, c in configs.items()}
-    assert records["uniform"] == records[None] != records["fair"]  # a fair study does not resume a uniform one
-    assert records["fair"]["supernet_sampling"] == "fair"
-    assert "supernet_sampling" not in records["uniform"]  # fingerprints of studies made before the key stay the same
-    assert supernet_file(tmp_path, 3, "shared", "fair").name == "supernet_e3_shared_fair.pt"
+    assert records[default] == records[None] != records[other]  # a study of one choice does not resume the other's
+    assert records[other][key] == other
+    assert key not in records[default]  # fingerprints of studies made before the key stay the same
 
 
-def test_shared_kernels_are_loaded_and_kept_apart_from_separate_ones(tmp_path: Path) -> None:
-    from nas.study.records import runtime_record
-
-    configs = {}
-    for kernels in ("separate", "shared", None):
-        path = tmp_path / f"{kernels}.yaml"
-        path.write_text(yaml.safe_dump({"space": "yolo11_backbone", "init": "supernet", "supernet_kernels": kernels}))
-        configs[kernels] = load_preset(str(path))
-    assert [c.supernet_kernels for c in configs.values()] == ["separate", "shared", "separate"]
-    assert load_preset("smoke").supernet_kernels == "separate"
-    records = {k: runtime_record(c, "cpu", None) for k, c in configs.items()}
-    assert records["separate"] == records[None] != records["shared"]
-    assert records["shared"]["supernet_kernels"] == "shared"
-    assert "supernet_kernels" not in records["separate"]  # fingerprints of studies made before the key stay the same
-    assert supernet_file(tmp_path, 4, "shared").name == "supernet_e4_shared.pt"
+def test_a_supernet_file_is_named_by_its_non_default_choices(tmp_path: Path) -> None:
     assert supernet_file(tmp_path, 4, "separate") == supernet_file(tmp_path, 4) == tmp_path / "supernet_e4.pt"
+    assert supernet_file(tmp_path, 4, "separate", "uniform") == tmp_path / "supernet_e4.pt"
+    assert supernet_file(tmp_path, 4, "shared").name == "supernet_e4_shared.pt"
+    assert supernet_file(tmp_path, 3, sampling="fair").name == "supernet_e3_fair.pt"
+    assert supernet_file(tmp_path, 3, "shared", "fair").name == "supernet_e3_shared_fair.pt"

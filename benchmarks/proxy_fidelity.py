@@ -21,7 +21,7 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
   supernet1-lr0.0003[-f0.25]  the same with one fine-tune epoch at lr0 0.0003, a tenth of light's (-f0.25: on
            the first quarter of the training images)
   supernet0-e3-fair  the same without fine-tune from a supernet trained 3 epochs with strict fairness (FairNAS:
-           every operator of every point once per optimizer step, about the 16 uniform epochs' work;
+           every operator of every point once per batch, about the 16 uniform epochs' work;
            supernet_sampling: fair)
   zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
   gflops   minus the GFLOPs at the deployment size (the cost objective itself): how far cost alone ranks

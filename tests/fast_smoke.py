@@ -11,13 +11,15 @@ import yaml
 
 from nas.config import STUDIES_DIR
 
-FAST_LATENCY = {"imgsz": 160, "latency": {"runs": 3, "warmup": 1}}
+FAST_IMGSZ = 160  # the deployment size GFLOPs and latency are measured at
+FAST_LATENCY = {"runs": 3, "warmup": 1}  # over the preset's own latency keys
 
 
 def fast_smoke_preset(folder: Path, name: str = "smoke", **changes: Any) -> Path:
-    """Write the smoke preset with ``FAST_LATENCY`` and ``changes`` (top-level keys) over it as ``folder/<name>.yaml``
-    (the study takes the name ``name``); return its path."""
+    """Write the smoke preset with ``FAST_IMGSZ``, ``FAST_LATENCY`` and ``changes`` (top-level keys) over it as
+    ``folder/<name>.yaml`` (the study takes the name ``name``); return its path."""
     raw = yaml.safe_load((STUDIES_DIR / "smoke.yaml").read_text())
+    fast = {"imgsz": FAST_IMGSZ, "latency": {**raw.get("latency", {}), **FAST_LATENCY}}
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({**raw, **FAST_LATENCY, **changes}, sort_keys=False))
+    path.write_text(yaml.safe_dump({**raw, **fast, **changes}, sort_keys=False))
     return path

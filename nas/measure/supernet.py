@@ -111,10 +111,10 @@ class Supernet(DetectionModel):
 
     paths: tuple[dict[int, int], ...] = ()  # set before each batch by fair sampling
 
-    def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, Any]:
-        """Return (loss, detached loss items) of ``batch``: the mean over ``paths`` when there are two or more and no
+    def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return (loss, detached loss items by name) of ``batch``: the mean over ``paths`` when they are set and no
         ``preds`` are given (each path's graph is kept until the trainer's backward), else Ultralytics' own."""
-        if preds is not None or len(self.paths) < 2:
+        if preds is not None or not self.paths:
             return super().loss(batch, preds)
         losses, items = [], []
         for path in self.paths:
@@ -123,9 +123,7 @@ class Supernet(DetectionModel):
             losses.append(loss)
             items.append(parts)
         n = len(losses)
-        if isinstance(items[0], dict):
-            return sum(losses) / n, {k: sum(p[k] for p in items) / n for k in items[0]}
-        return sum(losses) / n, sum(items) / n
+        return sum(losses) / n, {k: sum(p[k] for p in items) / n for k in items[0]}
 
 
 class ChoiceLayer(nn.Module):
@@ -276,11 +274,13 @@ def train_supernet(
         rng, space = random.Random(seed), cfg.space
         trained: dict[str, torch.Tensor] = {}
 
-        def draw_paths(trainer: ProxyTrainer) -> None:
-            if cfg.supernet_sampling == "fair":
-                trainer.model.paths = tuple(fair_paths(space, rng))
-            else:
-                set_path(trainer.model, random_path(space, rng))
+        def draw_fair(trainer: ProxyTrainer) -> None:
+            trainer.model.paths = tuple(fair_paths(space, rng))
+
+        def draw_uniform(trainer: ProxyTrainer) -> None:
+            set_path(trainer.model, random_path(space, rng))
+
+        draw_paths = draw_fair if cfg.supernet_sampling == "fair" else draw_uniform
 
         def customize(trainer: ProxyTrainer) -> None:
             trainer.model_factory = lambda nc: build_supernet(cfg.space, nc, cfg.supernet_kernels)

@@ -239,3 +239,19 @@ def test_the_dataset_digest_is_the_same_for_the_same_data_anywhere_and_changes_w
     label = next((there.parent / "labels" / "train").glob("*.txt"))
     label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")  # one more box
     assert dataset_digest(here) != dataset_digest(there)
+
+
+def test_the_training_speed_mode_ranks_by_minus_the_mean_batch_loss_and_never_reuses_scratch_records(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import benchmarks.proxy_fidelity as pf
+
+    trained = pf.Outcome(0.1, 2.0, batch_losses=(3.0, 2.0, 1.0))
+    monkeypatch.setattr(pf, "_train", lambda *args, **kwargs: trained)
+    bench = Bench("smoke", "cpu", REFERENCE_EPOCHS, 4, tmp_path)
+    out = pf.training_speed(bench, None, 0, tmp_path)  # type: ignore[arg-type]
+    assert out.score == -2.0  # less loss summed: ranked higher
+    assert out.batch_losses == (3.0, 2.0, 1.0) and out.map50_95 == 0.1
+    mode, _ = role_mode("tse")
+    assert mode.field == "score"
+    assert mode.settings(bench, 0) != role_mode("scratch")[0].settings(bench, 0)  # same training, other records

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ def test_proxy_trains_validates_once_and_leaves_no_checkpoint(tmp_path: Path, ti
     result = train_proxy(model_yaml, tiny_dataset, TINY, run, seed=0)
     assert 0.0 <= result.map50_95 <= result.map50 <= 1.0
     assert result.epochs == 1 and result.train_s > 0 and result.val_s > 0
+    batches = -(-16 // TINY["batch"])  # the tiny dataset's 16 training images, one epoch
+    assert len(result.batch_losses) == batches and all(math.isfinite(x) and x > 0 for x in result.batch_losses)
     assert not list(run.rglob("*.pt"))
     remove_run(run)
     assert not run.exists()
@@ -63,6 +66,7 @@ def test_cpu_latency_is_a_median_of_at_least_20_runs_with_conditions() -> None:
     from ultralytics.nn.tasks import DetectionModel
 
     model = DetectionModel(yolo11_dict("n", {1: "ACmix"}), verbose=False)
+    torch.set_num_threads(2)
     lat = measure_latency(model, 64, "cpu", LatencySettings(runs=5, warmup=2, threads=1))
     assert lat.runs == 20 and lat.threads == 1 and lat.device == "cpu" and lat.dtype == "float32"
     assert lat.backend == "onnxruntime"  # the CPU default: the runtime Ultralytics' CPU ONNX column measures

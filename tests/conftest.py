@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,8 @@ import torch
 
 import modules  # noqa: F401  (registers the operators with Ultralytics)
 import nas  # noqa: F401  (closes Ultralytics' font/telemetry network paths)
+from nas.measure.threads import usable_cpus
+from tests.study_once import session_search, study_copy
 
 LOOPBACK = ("127.", "localhost", "::1")
 
@@ -50,10 +51,28 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", checked_getaddrinfo)
 
 
+def _test_threads() -> int:
+    """Return torch's threads for a test: two, or the cores' share of each pytest-xdist worker if less."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, usable_cpus() // workers))
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(_test_threads())
+
+
+SHARED_SEARCHES = {"_smoke_study_once", "_yolo26_study_once"}  # searches made once for the session (study_once)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the tests on a shared search to the front, in their order. pytest-xdist hands each worker a run of
+    consecutive tests to start with, so one worker makes the searches while the other runs the rest instead of
+    waiting on the lock for a search made at the same time."""
+    first = [item for item in items if SHARED_SEARCHES & set(getattr(item, "fixturenames", ()))]
+    moved = set(map(id, first))
+    items[:] = first + [item for item in items if id(item) not in moved]
 
 
 @pytest.fixture(scope="session")
@@ -66,26 +85,14 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def _smoke_study_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run ``python -m nas.search --study smoke --trials 3`` (in-process) once per test session into a fresh work
-    dir (SQLite file ``nas.db``, ``runs/``, its own cache); return the work dir, never handed to a test."""
-    from nas.cli import search
-
-    work = tmp_path_factory.mktemp("smoke-once")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NAS_CACHE_DIR", str(work / "cache"))
-        storage = f"sqlite:///{work / 'nas.db'}"
-        argv = ["--study", "smoke", "--trials", "3", "--storage", storage, "--run-dir", str(work / "runs")]
-        assert search.main(argv) == 0
-    return work
+    """Run ``python -m nas.search --study smoke --trials 3`` (in-process) once per test session (all xdist workers
+    together); return its work dir (SQLite file ``nas.db``, ``runs/``, its own cache), never handed to a test."""
+    return session_search(tmp_path_factory, "smoke-once", ["--study", "smoke", "--trials", "3"])
 
 
 @pytest.fixture(scope="module")
 def smoke_study(_smoke_study_once: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A finished 3-trial smoke study in a work dir of its own per test module (a copy of the one the session ran,
     so what one module writes no other sees) with a cache of its own; yields (storage URL, work dir)."""
-    work = tmp_path_factory.mktemp("smoke")
-    # not the cache: its generated dataset's YAML names the folder it was made in; the copy makes its own on use
-    shutil.copytree(_smoke_study_once, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("cache"))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NAS_CACHE_DIR", str(work / "cache"))
-        yield f"sqlite:///{work / 'nas.db'}", work
+    with study_copy(_smoke_study_once, tmp_path_factory, "smoke") as study:
+        yield study

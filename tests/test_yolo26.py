@@ -29,6 +29,7 @@ from nas.space import Choice, load_space
 from nas.space.base_models import MODELS_DIR
 from nas.space.space import takes_kernel
 from nas.study.records import record
+from tests.study_once import session_search, study_copy
 from tests.yolo_yaml import train_one_epoch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -141,16 +142,21 @@ def test_unknown_space_option_is_one_error_line(capsys: pytest.CaptureFixture) -
     assert "yolo26_backbone" in line  # the shipped names are listed
 
 
+@pytest.fixture(scope="session")
+def _yolo26_study_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run a 2-trial smoke study over yolo26_backbone once per test session (all xdist workers together); return its
+    work dir, never handed to a test."""
+    argv = ["--study", "smoke", "--space", "yolo26_backbone", "--trials", "2"]
+    return session_search(tmp_path_factory, "smoke26-once", argv)
+
+
 @pytest.fixture(scope="module")
-def yolo26_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
-    """A finished 2-trial smoke study over yolo26_backbone (``--study smoke --space yolo26_backbone``), in a fresh
-    SQLite file; yields (storage URL, work dir, the smoke data YAML)."""
-    work = tmp_path_factory.mktemp("smoke26")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NAS_CACHE_DIR", str(work / "cache"))
-        storage = f"sqlite:///{work / 'nas.db'}"
-        argv = ["--study", "smoke", "--space", "yolo26_backbone", "--trials", "2", "--storage", storage]
-        assert search.main([*argv, "--run-dir", str(work / "runs")]) == 0
+def yolo26_study(
+    _yolo26_study_once: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path, Path]]:
+    """A finished 2-trial smoke study over yolo26_backbone (``--study smoke --space yolo26_backbone``) in a work dir
+    of its own; yields (storage URL, work dir, the smoke data YAML)."""
+    with study_copy(_yolo26_study_once, tmp_path_factory, "smoke26") as (storage, work):
         yield storage, work, load_preset("smoke").dataset.data_yaml()
 
 

@@ -23,9 +23,12 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
   supernet0-e3-fair  the same without fine-tune from a supernet trained 3 epochs with strict fairness (FairNAS:
            every operator of every point once per batch, about the 16 uniform epochs' work;
            supernet_sampling: fair)
+  tse      the scratch mode's training ranked by minus its mean training loss over every batch (training speed
+           estimate, Ru et al. 2021); its records keep every batch's loss and its mAP
   zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
   gflops   minus the GFLOPs at the deployment size (the cost objective itself): how far cost alone ranks
-A score mode's record holds its value under "score" (no mAP); it is ranked like an mAP (higher: better).
+A score mode's record holds its value under "score" (the zero-cost and cost modes no mAP); it is ranked like an mAP
+(higher: better).
 
 Work is split into units (architecture, role, seed), the role being "reference" or a mode. --workers spawned
 processes run them (the parent gives each unit its threads: the worker's share of the cores, every core to a
@@ -120,7 +123,8 @@ LOW_LR = 0.0003  # a tenth of light's lr0 (0.003): the inherited weights are mea
 
 
 class Outcome(NamedTuple):
-    """What a mode returns: mAP50-95 and seconds (a plain 2-tuple is accepted too), optionally mAP50 and epochs."""
+    """What a mode returns: mAP50-95 and seconds (a plain 2-tuple is accepted too), optionally mAP50, epochs,
+    threads, a ``score`` for a mode ranked by something else than the mAP, and the training's batch losses."""
 
     map50_95: float
     seconds: float
@@ -213,10 +217,16 @@ def scratch(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outco
 
 
 def training_speed(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
-    """The scratch mode's training, ranked by minus its mean training loss over every batch (the training speed
-    estimate of Ru et al., NeurIPS 2021: a network that learns faster sums less loss). Keeps every batch's loss."""
+    """Return the scratch mode's training with ``score`` minus its mean training loss over every batch (the training
+    speed estimate of Ru et al., NeurIPS 2021: a network that learns faster sums less loss) and every batch's loss.
+
+    Raises:
+        FloatingPointError: no batch loss was recorded, or one is NaN/inf (a score the ranking cannot use).
+    """
     out = _train(bench, arch, bench.proxy_schedule, seed, workdir)
-    return out._replace(score=-statistics.fmean(out.batch_losses), batch_losses=out.batch_losses)
+    if not out.batch_losses or not all(math.isfinite(x) for x in out.batch_losses):
+        raise FloatingPointError(f"training speed estimate: {len(out.batch_losses)} batch losses, not all finite")
+    return out._replace(score=-statistics.fmean(out.batch_losses))
 
 
 REUSED = "reused the existing"  # how a one-off step's note begins when it trained nothing
@@ -375,8 +385,7 @@ MODES: dict[str, Mode] = {
     ),
     "tse": Mode(
         training_speed,
-        "the scratch mode's training ranked by minus its mean training loss over every batch (training speed "
-        "estimate)",
+        "the scratch mode's training ranked by minus its mean training loss over every batch (training speed estimate)",
         lambda b, _seed: _settings(b, "scratch", b.proxy_epochs, rank_by="mean training loss"),
         field="score",
     ),

@@ -75,6 +75,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = first + [item for item in items if id(item) not in moved]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Give each test process (each xdist worker) a cache folder of its own (``NAS_CACHE_DIR``; a test may set
+    another): two workers' first trainings on one generated dataset would race on Ultralytics' label cache file,
+    and a test run leaves the user's cache as it was."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NAS_CACHE_DIR", str(tmp_path_factory.mktemp("session-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 16-image generated detection dataset at 64 px (its data YAML path)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 MADE = ".made"  # written last: a folder without it is the remains of a failed search
+FAILED = ".failed"  # holds a failed search's error, so that the other workers report it without searching again
 
 
 def session_search(factory: pytest.TempPathFactory, name: str, argv: list[str]) -> Path:
@@ -26,17 +27,24 @@ def session_search(factory: pytest.TempPathFactory, name: str, argv: list[str]) 
     from nas.cli import search
 
     base = factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the workers' common folder
+    # xdist's local workers each get "popen-gwN" inside the run's fresh folder: that folder is their common one
+    shared = os.environ.get("PYTEST_XDIST_WORKER") and base.name.startswith("popen-")
+    root = base.parent if shared else base
     work = root / name
     with (root / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if (work / FAILED).is_file():
+            raise AssertionError(f"the shared search {name} failed in another worker: {(work / FAILED).read_text()}")
         if not (work / MADE).is_file():
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
             with pytest.MonkeyPatch.context() as env:
                 env.setenv("NAS_CACHE_DIR", str(work / "cache"))
                 storage = f"sqlite:///{work / 'nas.db'}"
-                assert search.main([*argv, "--storage", storage, "--run-dir", str(work / "runs")]) == 0
+                status = search.main([*argv, "--storage", storage, "--run-dir", str(work / "runs")])
+            if status != 0:
+                (work / FAILED).write_text(f"nas.search {' '.join(argv)} exited with {status}")
+            assert status == 0, f"nas.search {' '.join(argv)} exited with {status}"
             (work / MADE).write_text("")
     return work
 
@@ -47,7 +55,7 @@ def study_copy(made: Path, factory: pytest.TempPathFactory, name: str) -> Iterat
     block ends; yield (storage URL, the copy)."""
     work = factory.mktemp(name)
     # not the cache: its generated dataset's YAML names the folder it was made in; the copy makes its own on use
-    shutil.copytree(made, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("cache", MADE))
+    shutil.copytree(made, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("cache", MADE, FAILED))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("NAS_CACHE_DIR", str(work / "cache"))
         yield f"sqlite:///{work / 'nas.db'}", work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from types import SimpleNamespace
@@ -255,3 +256,10 @@ def test_the_training_speed_mode_ranks_by_minus_the_mean_batch_loss_and_never_re
     mode, _ = role_mode("tse")
     assert mode.field == "score"
     assert mode.settings(bench, 0) != role_mode("scratch")[0].settings(bench, 0)  # same training, other records
+    monkeypatch.setattr(pf, "_worker_setup", lambda threads: None)  # a worker's signal and thread set-up
+    tse = pf.run_unit(bench, (), "tse", 0, 1)
+    assert (tse["error"], tse["score"], tse["batch_losses"], tse["map50_95"]) == (None, -2.0, [3.0, 2.0, 1.0], 0.1)
+    plain = pf.run_unit(bench, (), "scratch", 0, 1)
+    assert plain["score"] is None and "batch_losses" not in plain and plain["map50_95"] == 0.1
+    monkeypatch.setattr(pf, "_train", lambda *args, **kwargs: trained._replace(batch_losses=(1.0, math.nan)))
+    assert pf.run_unit(bench, (), "tse", 0, 1)["error"].startswith("FloatingPointError")

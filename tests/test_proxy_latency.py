@@ -66,7 +66,7 @@ def test_cpu_latency_is_a_median_of_at_least_20_runs_with_conditions() -> None:
     from ultralytics.nn.tasks import DetectionModel
 
     model = DetectionModel(yolo11_dict("n", {1: "ACmix"}), verbose=False)
-    torch.set_num_threads(2)
+    torch.set_num_threads(2)  # not the measurement's count, so that restoring it shows
     lat = measure_latency(model, 64, "cpu", LatencySettings(runs=5, warmup=2, threads=1))
     assert lat.runs == 20 and lat.threads == 1 and lat.device == "cpu" and lat.dtype == "float32"
     assert lat.backend == "onnxruntime"  # the CPU default: the runtime Ultralytics' CPU ONNX column measures

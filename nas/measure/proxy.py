@@ -39,7 +39,9 @@ class ProxyResult:
     epochs: int
     setup_s: float = 0.0  # the trainer's set-up before the first epoch (dataloaders, model, optimizer)
     threads: int = 0  # torch's CPU threads while it trained (results are reproducible for a seed and this count)
-    batch_losses: tuple[float, ...] = ()  # each training batch's loss (the sum of its items), in order
+    # each training batch's loss (the sum of the loss items Ultralytics reports), in order; an epoch Ultralytics
+    # restarts (its out-of-memory retry on a GPU) keeps the aborted pass's batches too
+    batch_losses: tuple[float, ...] = ()
 
 
 def train_proxy(
@@ -115,10 +117,9 @@ def train_proxy(
     return ProxyResult(map50_95, map50, total - setup_s - val_s, val_s, epochs, setup_s, threads, tuple(batch_losses))
 
 
-def _batch_loss(items: Any) -> float:
-    """Return a batch's loss items (Ultralytics 8.4: a dict of named tensors; earlier: one tensor) summed."""
-    values = items.values() if isinstance(items, dict) else [items]
-    return float(sum(torch.as_tensor(v, dtype=torch.float64).sum() for v in values))
+def _batch_loss(items: dict[str, torch.Tensor]) -> float:
+    """Return the sum of a batch's loss items (Ultralytics 8.4: named scalar tensors)."""
+    return sum(float(v) for v in items.values())
 
 
 def remove_run(run_dir: Path) -> None:

@@ -87,6 +87,7 @@ from benchmarks.common import (
     write_result,
 )
 from modules.table import is_stock
+from modules.ultralytics_adapter import ProxyTrainer
 from nas.config import StudyConfig, load_preset
 from nas.data.datasets import synthetic_dataset
 from nas.measure import architecture_cost, remove_run, train_proxy, warm_base_path, warm_start_weights
@@ -196,14 +197,24 @@ def _preset(study: str, val_images: int | None = None) -> StudyConfig:
 # roles: the reference and the proxy modes
 
 
-def _train(bench: Bench, arch: Architecture, schedule: dict, seed: int, workdir: Path, weights=None) -> Outcome:
-    """Train ``arch`` with ``schedule`` in ``workdir``; the seconds are the training run's (set-up, epochs, val)."""
+def _train(
+    bench: Bench, arch: Architecture, schedule: dict, seed: int, workdir: Path, weights=None, keep_losses: bool = False
+) -> Outcome:
+    """Train ``arch`` with ``schedule`` in ``workdir``; the seconds are the training run's (set-up, epochs, val).
+    ``keep_losses``: also return every training batch's loss (the sum of Ultralytics 8.4's named loss items)."""
     cfg = bench.cfg
     model = workdir / "model.yaml"
     model.write_text(arch.to_yaml(cfg.dataset.nc))
+    losses: list[float] = []
+
+    def keep(trainer: ProxyTrainer) -> None:
+        trainer.add_callback("on_train_batch_end", lambda t: losses.append(sum(map(float, t.loss_items.values()))))
+
     t = time.perf_counter()
-    r = train_proxy(model, cfg.dataset.data_yaml(), schedule, workdir / "train", bench.device, seed, weights=weights)
-    return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs, r.threads, batch_losses=r.batch_losses)
+    data = cfg.dataset.data_yaml()
+    customize = keep if keep_losses else None
+    r = train_proxy(model, data, schedule, workdir / "train", bench.device, seed, weights=weights, customize=customize)
+    return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs, r.threads, batch_losses=tuple(losses))
 
 
 def reference(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
@@ -223,7 +234,7 @@ def training_speed(bench: Bench, arch: Architecture, seed: int, workdir: Path) -
     Raises:
         FloatingPointError: no batch loss was recorded, or one is NaN/inf (a score the ranking cannot use).
     """
-    out = _train(bench, arch, bench.proxy_schedule, seed, workdir)
+    out = _train(bench, arch, bench.proxy_schedule, seed, workdir, keep_losses=True)
     if not out.batch_losses or not all(math.isfinite(x) for x in out.batch_losses):
         raise FloatingPointError(f"training speed estimate: {len(out.batch_losses)} batch losses, not all finite")
     return out._replace(score=-statistics.fmean(out.batch_losses))
@@ -547,7 +558,7 @@ def run_unit(
             )
             if out.score is not None:
                 record["score"] = round(out.score, 5)
-            if out.batch_losses and mode.field == "score":  # a training ranked by its losses keeps them
+            if out.batch_losses:
                 record["batch_losses"] = [round(x, 5) for x in out.batch_losses]
     except Exception as e:  # recorded with its first line; the other units go on
         lines = str(e).strip().splitlines()

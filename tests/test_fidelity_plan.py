@@ -248,7 +248,11 @@ def test_the_training_speed_mode_ranks_by_minus_the_mean_batch_loss_and_never_re
     import benchmarks.proxy_fidelity as pf
 
     trained = pf.Outcome(0.1, 2.0, batch_losses=(3.0, 2.0, 1.0))
-    monkeypatch.setattr(pf, "_train", lambda *args, **kwargs: trained)
+
+    def train(*args, keep_losses: bool = False, **kwargs) -> pf.Outcome:  # the losses only where asked for
+        return trained if keep_losses else trained._replace(batch_losses=())
+
+    monkeypatch.setattr(pf, "_train", train)
     bench = Bench("smoke", "cpu", REFERENCE_EPOCHS, 4, tmp_path)
     out = pf.training_speed(bench, None, 0, tmp_path)  # type: ignore[arg-type]
     assert out.score == -2.0  # less loss summed: ranked higher
@@ -261,5 +265,17 @@ def test_the_training_speed_mode_ranks_by_minus_the_mean_batch_loss_and_never_re
     assert (tse["error"], tse["score"], tse["batch_losses"], tse["map50_95"]) == (None, -2.0, [3.0, 2.0, 1.0], 0.1)
     plain = pf.run_unit(bench, (), "scratch", 0, 1)
     assert plain["score"] is None and "batch_losses" not in plain and plain["map50_95"] == 0.1
-    monkeypatch.setattr(pf, "_train", lambda *args, **kwargs: trained._replace(batch_losses=(1.0, math.nan)))
+    trained = trained._replace(batch_losses=(1.0, math.nan))
     assert pf.run_unit(bench, (), "tse", 0, 1)["error"].startswith("FloatingPointError")
+
+
+def test_the_training_speed_mode_keeps_one_loss_per_training_batch(tmp_path) -> None:
+    import benchmarks.proxy_fidelity as pf
+
+    bench = Bench("smoke", "cpu", REFERENCE_EPOCHS, 4, tmp_path, proxy_epochs=1)
+    train_images, batch = bench.cfg.dataset.synthetic.train_images, bench.cfg.schedule["batch"]
+    (tmp_path / "unit").mkdir()
+    out = pf.training_speed(bench, bench.cfg.space.stock(), 0, tmp_path / "unit")
+    assert len(out.batch_losses) == -(-train_images // batch)  # one epoch
+    assert all(math.isfinite(x) and x > 0 for x in out.batch_losses)
+    assert out.score == pytest.approx(-statistics.fmean(out.batch_losses))

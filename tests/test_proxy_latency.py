@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -31,8 +30,6 @@ def test_proxy_trains_validates_once_and_leaves_no_checkpoint(tmp_path: Path, ti
     result = train_proxy(model_yaml, tiny_dataset, TINY, run, seed=0)
     assert 0.0 <= result.map50_95 <= result.map50 <= 1.0
     assert result.epochs == 1 and result.train_s > 0 and result.val_s > 0
-    batches = -(-16 // TINY["batch"])  # the tiny dataset's 16 training images, one epoch
-    assert len(result.batch_losses) == batches and all(math.isfinite(x) and x > 0 for x in result.batch_losses)
     assert not list(run.rglob("*.pt"))
     remove_run(run)
     assert not run.exists()

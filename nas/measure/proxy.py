@@ -39,9 +39,6 @@ class ProxyResult:
     epochs: int
     setup_s: float = 0.0  # the trainer's set-up before the first epoch (dataloaders, model, optimizer)
     threads: int = 0  # torch's CPU threads while it trained (results are reproducible for a seed and this count)
-    # each training batch's loss (the sum of the loss items Ultralytics reports), in order; an epoch Ultralytics
-    # restarts (its out-of-memory retry on a GPU) keeps the aborted pass's batches too
-    batch_losses: tuple[float, ...] = ()
 
 
 def train_proxy(
@@ -96,8 +93,6 @@ def train_proxy(
             trainer = ProxyTrainer(overrides=overrides)
             trainer.save_checkpoints = save
             torch.set_num_threads(threads)  # select_device, in the trainer's __init__, set Ultralytics' count
-            batch_losses: list[float] = []
-            trainer.add_callback("on_train_batch_end", lambda tr: batch_losses.append(_batch_loss(tr.loss_items)))
             if customize:
                 customize(trainer)
             with pausing_for_measurements(trainer):  # each batch holds the host's latency lock shared
@@ -113,13 +108,7 @@ def train_proxy(
         raise FloatingPointError("training produced NaN/inf loss or metrics")
     val_s = trainer.val_seconds
     setup_s = (trainer.epochs_start or t0) - t0
-    epochs = int(trainer.epoch) + 1
-    return ProxyResult(map50_95, map50, total - setup_s - val_s, val_s, epochs, setup_s, threads, tuple(batch_losses))
-
-
-def _batch_loss(items: dict[str, torch.Tensor]) -> float:
-    """Return the sum of a batch's loss items (Ultralytics 8.4: named scalar tensors)."""
-    return sum(float(v) for v in items.values())
+    return ProxyResult(map50_95, map50, total - setup_s - val_s, val_s, int(trainer.epoch) + 1, setup_s, threads)
 
 
 def remove_run(run_dir: Path) -> None:

@@ -23,6 +23,8 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
   supernet0-e3-fair  the same without fine-tune from a supernet trained 3 epochs with strict fairness (FairNAS:
            every operator of every point once per batch, about the 16 uniform epochs' work;
            supernet_sampling: fair)
+  scratch-eE-Spx  random init, E epochs at S px (training and validation), the preset's schedule otherwise:
+           more epochs at a lower resolution for about the scratch mode's work (E 4 and 8 at 64 px)
   tse      the scratch mode's training ranked by minus its mean training loss over every batch (training speed
            estimate, Ru et al. 2021); its records keep every batch's loss and its mAP
   zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
@@ -121,6 +123,9 @@ PROTOCOL = {"n": 12, "reference_epochs": 16, "reference_seeds": 2, "second_seed_
 UnitId = tuple[str, str, int]  # (architecture key, role, seed)
 Tune = tuple[tuple[str, float], ...]  # a supernet mode's changes to the fine-tune schedule (lr0, fraction)
 LOW_LR = 0.0003  # a tenth of light's lr0 (0.003): the inherited weights are meant to move little
+# the low-resolution scratch modes: (epochs, image size). 8 epochs at 64 px cost about the scratch mode's 2 at
+# 128 px in convolutions (a quarter of the pixels), 4 epochs about half of it
+LOW_RES = ((4, 64), (8, 64))
 
 
 class Outcome(NamedTuple):
@@ -227,6 +232,26 @@ def scratch(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outco
     return _train(bench, arch, bench.proxy_schedule, seed, workdir)
 
 
+def low_res_mode(epochs: int, imgsz: int) -> str:
+    """Return the name of the scratch mode training ``epochs`` at ``imgsz``, e.g. scratch-e8-64px."""
+    return f"scratch-e{epochs}-{imgsz}px"
+
+
+def _low_res(epochs: int, imgsz: int) -> Callable[[Bench, Architecture, int, Path], Outcome]:
+    """Return the mode that trains from scratch for ``epochs`` at ``imgsz`` (training and validation), the preset's
+    schedule otherwise: more epochs for the same work as the scratch mode's at its size."""
+
+    def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
+        return _train(bench, arch, {**bench.cfg.schedule, "epochs": epochs, "imgsz": imgsz}, seed, workdir)
+
+    return run
+
+
+def _low_res_settings(bench: Bench, seed: int, epochs: int, imgsz: int) -> dict:
+    """Return what a low-resolution scratch mode's results depend on (the same for every seed)."""
+    return _settings(bench, "scratch", epochs, imgsz=imgsz)
+
+
 def training_speed(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
     """Return the scratch mode's training with ``score`` minus its mean training loss over every batch (the training
     speed estimate of Ru et al., NeurIPS 2021: a network that learns faster sums less loss) and every batch's loss.
@@ -324,10 +349,13 @@ def _supernet_settings(
     return settings
 
 
-def _settings(bench: Bench, init: str, epochs: int | None = None, **extra: Any) -> dict:
-    """Return what a role's results depend on: a record counts for a unit only if its settings are equal."""
+def _settings(bench: Bench, init: str, epochs: int | None = None, imgsz: int | None = None, **extra: Any) -> dict:
+    """Return what a role's results depend on: a record counts for a unit only if its settings are equal.
+    ``epochs`` and ``imgsz`` replace the preset schedule's where given."""
     cfg = bench.cfg
     schedule = {**cfg.schedule, "epochs": cfg.schedule["epochs"] if epochs is None else epochs}
+    if imgsz is not None:
+        schedule["imgsz"] = imgsz
     return {
         "study": cfg.name,
         "dataset": cfg.dataset.description,
@@ -394,6 +422,14 @@ MODES: dict[str, Mode] = {
         "random init, the preset's schedule for --proxy-epochs",
         lambda b, _seed: _settings(b, "scratch", b.proxy_epochs),
     ),
+    **{
+        low_res_mode(epochs, imgsz): Mode(
+            _low_res(epochs, imgsz),
+            f"random init, the preset's schedule for {epochs} epochs at {imgsz} px (training and validation)",
+            functools.partial(_low_res_settings, epochs=epochs, imgsz=imgsz),
+        )
+        for epochs, imgsz in LOW_RES
+    },
     "tse": Mode(
         training_speed,
         "the scratch mode's training ranked by minus its mean training loss over every batch (training speed estimate)",
@@ -974,14 +1010,13 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         modes[name] = figures
         firsts[name] = first
     default = default_mode(cfg)
-    for name, figures in modes.items():  # is a mode's fidelity told apart from the default's?
-        if name != default and default in firsts:
+    cost = firsts.get(COST_MODE)  # minus GFLOPs: what a proxy adds to the search's cost objective, if anything
+    for name, figures in modes.items():  # comparisons that need every mode's values first
+        if name != default and default in firsts:  # is a mode's fidelity told apart from the default's?
             keys = [k for k in order if k in firsts[name] and k in firsts[default] and k in ref_mean]
             figures["vs_default"] = paired_difference(
                 [firsts[name][k] for k in keys], [firsts[default][k] for k in keys], [ref_mean[k] for k in keys]
             )
-    cost = firsts.get(COST_MODE)  # minus GFLOPs: what a proxy adds to the search's cost objective, if anything
-    for name, figures in modes.items():
         if cost and name != COST_MODE:
             keys = [k for k in order if k in firsts[name] and k in cost and k in ref_mean]
             figures["beyond_gflops"] = beyond_cost(

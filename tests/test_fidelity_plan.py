@@ -279,3 +279,27 @@ def test_the_training_speed_mode_keeps_one_loss_per_training_batch(tmp_path) -> 
     assert len(out.batch_losses) == -(-train_images // batch)  # one epoch
     assert all(math.isfinite(x) and x > 0 for x in out.batch_losses)
     assert out.score == pytest.approx(-statistics.fmean(out.batch_losses))
+
+
+def test_a_low_resolution_scratch_mode_trains_its_epochs_at_its_size_and_validates_there(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import benchmarks.proxy_fidelity as pf
+
+    schedules: list[dict] = []
+
+    def train(bench, arch, schedule, seed, workdir, **kwargs) -> pf.Outcome:
+        schedules.append(schedule)
+        return pf.Outcome(0.2, 1.0)
+
+    monkeypatch.setattr(pf, "_train", train)
+    bench = Bench("light", "cpu", REFERENCE_EPOCHS, 4, tmp_path)
+    mode, step = role_mode("scratch-e8-64px")
+    assert not step and mode.prepare is None and mode.field == "map50_95"
+    assert mode.run(bench, None, 0, tmp_path).map50_95 == 0.2  # type: ignore[arg-type]
+    # Ultralytics validates a training at its imgsz: one key sets both
+    assert schedules == [{**bench.cfg.schedule, "epochs": 8, "imgsz": 64}]
+    settings = mode.settings(bench, 0)
+    assert settings["init"] == "scratch" and settings["schedule"] == schedules[0]
+    assert settings != role_mode("scratch-e4-64px")[0].settings(bench, 0)
+    assert role_mode("scratch")[0].settings(bench, 0)["schedule"]["imgsz"] == 128  # the scratch mode's unchanged

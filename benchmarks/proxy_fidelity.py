@@ -720,6 +720,30 @@ def _interval(xs: list[float]) -> list[float]:
     return [round(q[0], 4), round(q[-1], 4)]
 
 
+def _no_correlation(a: list[float], b: list[float], labels: tuple[str, str]) -> str | None:
+    """Return why ``a`` and ``b`` have no rank correlation (too few, or one side constant), or None."""
+    if len(a) < MIN_RANKED:
+        return f"{len(a)} architecture(s): no correlation below {MIN_RANKED}"
+    constant = [side for side, xs in zip(labels, (a, b), strict=True) if len(set(xs)) == 1]
+    if constant:
+        verb = "give" if len(constant) > 1 else "gives"
+        return f"constant ranks: the {' and the '.join(constant)} {verb} every architecture the same value"
+    return None
+
+
+def spearman_by_seed(values: dict[str, dict[int, float]], seeds: list[int], reference: dict[str, float]) -> dict:
+    """Return {seed: the Spearman of that seed's values against ``reference`` (None where undefined)} and their
+    mean over the seeds that have one: how far a mode's headline, taken with its first seed, depends on that seed.
+    ``values``: {architecture: {seed: value}}."""
+    by_seed: dict[str, float | None] = {}
+    for seed in seeds:
+        keys = [k for k, v in values.items() if seed in v and k in reference]
+        a, b = [values[k][seed] for k in keys], [reference[k] for k in keys]
+        by_seed[str(seed)] = None if _no_correlation(a, b, ("proxy", "reference")) else round(spearman(a, b), 4)
+    found = [v for v in by_seed.values() if v is not None]
+    return {"by_seed": by_seed, "mean": round(statistics.fmean(found), 4) if found else None}
+
+
 def correlation(a: list[float], b: list[float], labels: tuple[str, str] = ("proxy", "reference")) -> dict:
     """Return Spearman and Kendall of ``a`` and ``b`` with bootstrap 90% intervals (resampling the pairs
     ``BOOTSTRAP_DRAWS`` times, fixed RNG seed); null with a note (naming the side by ``labels``) where undefined."""
@@ -730,15 +754,9 @@ def correlation(a: list[float], b: list[float], labels: tuple[str, str] = ("prox
         "spearman_90": None,
         "kendall": None,
         "kendall_90": None,
-        "note": None,
+        "note": _no_correlation(a, b, labels),
     }
-    if n < MIN_RANKED:
-        out["note"] = f"{n} architecture(s): no correlation below {MIN_RANKED}"
-        return out
-    constant = [side for side, xs in zip(labels, (a, b), strict=True) if len(set(xs)) == 1]
-    if constant:
-        verb = "give" if len(constant) > 1 else "gives"
-        out["note"] = f"constant ranks: the {' and the '.join(constant)} {verb} every architecture the same value"
+    if out["note"]:
         return out
     out["spearman"], out["kendall"] = round(spearman(a, b), 4), round(kendall(a, b), 4)
     rng = random.Random(BOOTSTRAP_SEED)
@@ -993,6 +1011,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             "proxy_seed": args.proxy_seeds[0],
         }
         figures |= correlation([first[k] for k in keys], [ref_mean[k] for k in keys])
+        figures["spearman_each_proxy_seed"] = spearman_by_seed(proxy, args.proxy_seeds, ref_mean)
         figures |= top_k(keys, first, ref_mean)
         figures["mean_seconds_per_trial"] = _mean_seconds(done, name)
         figures["trials_done"] = sum(r == name for (_, r, _) in done)
@@ -1161,6 +1180,14 @@ def _fmt(x: float | None, interval: list[float] | None = None) -> str:
     return f"{x:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{x:.3f}"
 
 
+def _each_seed(each: dict | None) -> str:
+    """Return a mode's Spearman with each proxy seed and their mean, e.g. "0.63/-0.01 (0.31)"."""
+    if not each:
+        return "-"
+    seeds = "/".join("-" if v is None else f"{v:.2f}" for v in each["by_seed"].values())
+    return seeds + ("" if each["mean"] is None else f" ({each['mean']:.2f})")
+
+
 def _seconds(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}" if x >= 1 else f"{x:.3f}"
 
@@ -1220,7 +1247,8 @@ def print_table(s: dict) -> None:
     if r.get("hosts"):
         print("  trained on: " + "; ".join(f"{name} ({n})" for name, n in r["hosts"].items()))
     width = max([17, *map(len, s["by_mode"])])
-    head = f"{'mode':<{width}} {'archs':>5}  {'Spearman [90%]':<22} {'Kendall [90%]':<22} {'top3 best':<9}  "
+    head = f"{'mode':<{width}} {'archs':>5}  {'Spearman [90%]':<22} {'ρ each seed (mean)':<20} {'Kendall [90%]':<22} "
+    head += f"{'top3 best':<9}  "
     head += f"{'seed-to-seed ρ':<14} {'s/trial':>8}  {'Δ vs default [90%]':<22} {'beyond GFLOPs [90%]':<22} one-off"
     print("\n" + head)
     for name, m in s["by_mode"].items():
@@ -1232,7 +1260,7 @@ def print_table(s: dict) -> None:
         past = m.get("beyond_gflops")
         print(
             f"{name:<{width}} {m['n_architectures']:>5}  {_fmt(m['spearman'], m['spearman_90']):<22} "
-            f"{_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
+            f"{_each_seed(m.get('spearman_each_proxy_seed')):<20} {_fmt(m['kendall'], m['kendall_90']):<22} {top:<9}  "
             f"{_fmt(sts and sts['spearman']):<14} {_seconds(m['mean_seconds_per_trial']):>8}  "
             f"{_fmt(vs and vs['spearman_difference'], vs and vs['interval_90']):<22} "
             f"{_fmt(past and past['partial_spearman'], past and past['interval_90']):<22} {one_s}"

@@ -303,3 +303,14 @@ def test_a_low_resolution_scratch_mode_trains_its_epochs_at_its_size_and_validat
     assert settings["init"] == "scratch" and settings["schedule"] == schedules[0]
     assert settings != role_mode("scratch-e4-64px")[0].settings(bench, 0)
     assert role_mode("scratch")[0].settings(bench, 0)["schedule"]["imgsz"] == 128  # the scratch mode's unchanged
+
+
+def test_a_modes_spearman_is_given_with_each_proxy_seed_and_their_mean() -> None:
+    from benchmarks.proxy_fidelity import spearman_by_seed
+
+    reference = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}
+    values = {"a": {0: 1.0, 1: 4.0}, "b": {0: 2.0, 1: 3.0}, "c": {0: 3.0, 1: 2.0}, "d": {0: 4.0}}
+    each = spearman_by_seed(values, [0, 1, 2], reference)
+    # seed 1 has three architectures, in the reference's reverse order; seed 2 none
+    assert each == {"by_seed": {"0": 1.0, "1": -1.0, "2": None}, "mean": 0.0}
+    assert spearman_by_seed({"a": {0: 1.0}, "b": {0: 1.0}, "c": {0: 1.0}}, [0], reference)["by_seed"] == {"0": None}

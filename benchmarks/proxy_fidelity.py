@@ -24,7 +24,8 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
            every operator of every point once per batch, about the 16 uniform epochs' work;
            supernet_sampling: fair)
   scratch-eE-Spx  random init, E epochs at S px (training and validation), the preset's schedule otherwise:
-           more epochs at a lower resolution for about the scratch mode's work (E 4 and 8 at 64 px)
+           more epochs at a lower resolution (E 4 and 8 at 64 px: about half and all of the scratch mode's
+           convolution work)
   tse      the scratch mode's training ranked by minus its mean training loss over every batch (training speed
            estimate, Ru et al. 2021); its records keep every batch's loss and its mAP
   zico, synflow  zero-cost scores of the seeded random initialisation (nas.measure.zero_cost), no training
@@ -239,7 +240,7 @@ def low_res_mode(epochs: int, imgsz: int) -> str:
 
 def _low_res(epochs: int, imgsz: int) -> Callable[[Bench, Architecture, int, Path], Outcome]:
     """Return the mode that trains from scratch for ``epochs`` at ``imgsz`` (training and validation), the preset's
-    schedule otherwise: more epochs for the same work as the scratch mode's at its size."""
+    schedule otherwise: more epochs for a quarter of the pixels."""
 
     def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
         return _train(bench, arch, {**bench.cfg.schedule, "epochs": epochs, "imgsz": imgsz}, seed, workdir)
@@ -734,7 +735,8 @@ def _no_correlation(a: list[float], b: list[float], labels: tuple[str, str]) -> 
 def spearman_by_seed(values: dict[str, dict[int, float]], seeds: list[int], reference: dict[str, float]) -> dict:
     """Return {seed: the Spearman of that seed's values against ``reference`` (None where undefined)} and their
     mean over the seeds that have one: how far a mode's headline, taken with its first seed, depends on that seed.
-    ``values``: {architecture: {seed: value}}."""
+    ``values``: {architecture: {seed: value}}; each seed is ranked over the architectures it ran on (fewer than the
+    first seed's where --second-seed-on is below --n)."""
     by_seed: dict[str, float | None] = {}
     for seed in seeds:
         keys = [k for k, v in values.items() if seed in v and k in reference]

@@ -211,6 +211,8 @@ def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_b
         "not recorded": 12,
     }
     assert s["by_mode"]["supernet0"]["one_off"]["seconds"] is None  # not the 0.0 s of reusing a file
+    first = s["by_mode"]["supernet0"]["spearman"]
+    assert s["by_mode"]["supernet0"]["spearman_each_proxy_seed"] == {"by_seed": {"0": first}, "mean": first}
     proxy = {r["key"]: r["map50_95"] for r in records if r["role"] == "supernet0"}
     keys = [a.key for a in archs]
     ref = [statistics.fmean(r["map50_95"] for r in records if r["role"] == "reference" and r["key"] == k) for k in keys]
@@ -281,7 +283,7 @@ def test_the_training_speed_mode_keeps_one_loss_per_training_batch(tmp_path) -> 
     assert out.score == pytest.approx(-statistics.fmean(out.batch_losses))
 
 
-def test_a_low_resolution_scratch_mode_trains_its_epochs_at_its_size_and_validates_there(
+def test_a_low_resolution_scratch_mode_trains_its_epochs_at_its_size_and_keeps_scratch_records_apart(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     import benchmarks.proxy_fidelity as pf
@@ -297,12 +299,16 @@ def test_a_low_resolution_scratch_mode_trains_its_epochs_at_its_size_and_validat
     mode, step = role_mode("scratch-e8-64px")
     assert not step and mode.prepare is None and mode.field == "map50_95"
     assert mode.run(bench, None, 0, tmp_path).map50_95 == 0.2  # type: ignore[arg-type]
+    role_mode("scratch-e4-64px")[0].run(bench, None, 0, tmp_path)  # type: ignore[arg-type]
     # Ultralytics validates a training at its imgsz: one key sets both
-    assert schedules == [{**bench.cfg.schedule, "epochs": 8, "imgsz": 64}]
+    assert schedules == [{**bench.cfg.schedule, "epochs": e, "imgsz": 64} for e in (8, 4)]
     settings = mode.settings(bench, 0)
     assert settings["init"] == "scratch" and settings["schedule"] == schedules[0]
-    assert settings != role_mode("scratch-e4-64px")[0].settings(bench, 0)
-    assert role_mode("scratch")[0].settings(bench, 0)["schedule"]["imgsz"] == 128  # the scratch mode's unchanged
+    assert role_mode("scratch-e4-64px")[0].settings(bench, 0)["schedule"] == schedules[1]
+    # the scratch mode's settings are as before, so its recorded units still count
+    plain = role_mode("scratch")[0].settings(bench, 0)
+    assert set(plain) == {"study", "dataset", "device", "init", "schedule"}
+    assert plain["schedule"] == {**bench.cfg.schedule, "epochs": bench.proxy_epochs}
 
 
 def test_a_modes_spearman_is_given_with_each_proxy_seed_and_their_mean() -> None:

@@ -243,7 +243,8 @@ def _low_res(epochs: int, imgsz: int) -> Callable[[Bench, Architecture, int, Pat
     schedule otherwise: more epochs for a quarter of the pixels."""
 
     def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
-        return _train(bench, arch, {**bench.cfg.schedule, "epochs": epochs, "imgsz": imgsz}, seed, workdir)
+        schedule = _low_res_settings(bench, seed, epochs, imgsz)["schedule"]  # the one its records name
+        return _train(bench, arch, schedule, seed, workdir)
 
     return run
 

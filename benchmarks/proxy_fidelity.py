@@ -918,6 +918,39 @@ def every_split(
     }
 
 
+def against_the_rest(values: dict[str, dict[int, float]], seeds: list[int], k: int) -> dict | None:
+    """Return how the mean of ``k`` of ``seeds`` ranks like the mean of all the other seeds, over every draw of ``k``
+    seeds, on the architectures trained with every seed: their mean, minimum and maximum, and each draw's Spearman
+    where k = 1 (one per seed). None unless 1 <= k < len(seeds) and enough architectures have every seed.
+
+    With k = 1 each draw is one training of the reference's own schedule, the one a user runs once on the exported
+    YAML, judged against the mean of the others: the fidelity of a single full training, which a single run of a
+    cheaper proxy is not expected to pass."""
+    every = [key for key, v in values.items() if all(s in v for s in seeds)]
+    if not 1 <= k < len(seeds) or len(every) < MIN_RANKED:
+        return None
+    draws = []
+    for drawn in itertools.combinations(seeds, k):
+        rest = [s for s in seeds if s not in drawn]
+        x, y = ([statistics.fmean(values[key][s] for s in group) for key in every] for group in (drawn, rest))
+        r = spearman(x, y)
+        if not math.isnan(r):
+            draws.append({"seeds": list(drawn), "spearman": round(r, 4)})
+    if not draws:
+        return None
+    rs = [d["spearman"] for d in draws]
+    return {
+        "seeds_drawn": k,
+        "seeds_in_rest": len(seeds) - k,
+        "n_architectures": len(every),
+        "n_draws": len(draws),
+        "mean_spearman": round(statistics.fmean(rs), 4),
+        "min_spearman": min(rs),
+        "max_spearman": max(rs),
+        "each_seed": {str(d["seeds"][0]): d["spearman"] for d in draws} if k == 1 else None,
+    }
+
+
 def _by_arch(done: dict, role: str, order: list[str], field: str = "map50_95") -> dict[str, dict[int, float]]:
     """Return {architecture key: {seed: value}} of ``role``'s finished units, in the architectures' order."""
     out: dict[str, dict[int, float]] = {}
@@ -1074,6 +1107,9 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         of_mean = None  # partial: a ceiling over some architectures would not be the reference's
     pairwise = _pairwise(ref, args.reference_seeds) if args.second_seed_on == args.n else None
     splits = every_split(ref, args.reference_seeds) if of_mean else None
+    # k of the seeds against the mean of the rest, k below a half (a half against the other is ``splits``)
+    rest = [against_the_rest(ref, args.reference_seeds, k) for k in range(1, len(args.reference_seeds) // 2)]
+    rest = [r for r in rest if r] if of_mean else []
     # beyond GFLOPs only where every architecture has its cost: over fewer it would not be the reference's
     splits_beyond = every_split(ref, args.reference_seeds, cost) if of_mean and cost and set(ref) <= set(cost) else None
     ceiling, basis = repeatability and repeatability["spearman"], None
@@ -1123,6 +1159,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
             "repeatability_of_mean": of_mean,
             "repeatability_every_split": splits,
             "repeatability_beyond_gflops": splits_beyond,
+            "against_the_rest": rest,
             "pairwise": pairwise,
         },
         "by_mode": modes,
@@ -1239,6 +1276,14 @@ def print_table(s: dict) -> None:
             f"{splits['mean_spearman']:.3f} (min {splits['min_spearman']:.2f}, max {splits['max_spearman']:.2f}); "
             f"a mean over {splits['seeds_in_mean']} seeds would repeat itself at about "
             f"{splits['spearman_brown_estimate_of_mean']} (Spearman-Brown estimate)"
+        )
+    for drawn in r.get("against_the_rest", []):
+        one = drawn["seeds_drawn"] == 1
+        print(
+            f"  {'one training' if one else 'a mean of ' + str(drawn['seeds_drawn']) + ' seeds'} against the mean of "
+            f"the other {drawn['seeds_in_rest']}, over the {drawn['n_draws']} draws: Spearman "
+            f"{drawn['mean_spearman']:.3f} (min {drawn['min_spearman']:.2f}, max {drawn['max_spearman']:.2f})"
+            + (": how a single run of the reference's own schedule ranks" if one else "")
         )
     beyond = r.get("repeatability_beyond_gflops")
     if beyond:

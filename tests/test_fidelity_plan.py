@@ -13,6 +13,7 @@ from benchmarks.common import dataset_digest, diverse_architectures, host
 from benchmarks.proxy_fidelity import (
     REFERENCE_EPOCHS,
     Bench,
+    against_the_rest,
     beyond_cost,
     every_split,
     hosts,
@@ -93,6 +94,34 @@ def test_every_split_averages_the_agreement_of_two_halves_of_the_seeds_over_ever
     assert s["n_splits"] == 70  # 7C3 * 4C3 / 2: every seed but one in two halves of three
     assert s["mean_spearman"] == 1.0 and s["spearman_brown_estimate_of_mean"] == 1.0
     assert every_split(agree, [0, 1, 2]) is None  # halves of one seed are single seeds: no mean
+
+
+def test_one_training_is_judged_against_the_mean_of_every_other_seed_once_per_seed() -> None:
+    rng = random.Random(1)
+    values = {f"a{i}": {seed: rng.random() for seed in range(4)} for i in range(6)}
+    one = against_the_rest(values, [0, 1, 2, 3], 1)
+
+    def rest_mean(drawn: tuple[int, ...]) -> list[float]:
+        return [statistics.fmean(v[s] for s in range(4) if s not in drawn) for v in values.values()]
+
+    expected = {s: spearman([v[s] for v in values.values()], rest_mean((s,))) for s in range(4)}
+    assert one["n_draws"] == 4 and one["seeds_in_rest"] == 3 and one["n_architectures"] == 6
+    assert one["each_seed"] == {str(s): round(r, 4) for s, r in expected.items()}
+    assert one["mean_spearman"] == pytest.approx(statistics.fmean(expected.values()), abs=1e-4)
+    assert (one["min_spearman"], one["max_spearman"]) == (
+        round(min(expected.values()), 4),
+        round(max(expected.values()), 4),
+    )
+
+    two = against_the_rest(values, [0, 1, 2, 3], 2)
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]  # ordered draws: (0, 1) and (2, 3) both count
+    means = [spearman([statistics.fmean(v[s] for s in d) for v in values.values()], rest_mean(d)) for d in pairs]
+    assert two["n_draws"] == 6 and two["each_seed"] is None
+    assert two["mean_spearman"] == pytest.approx(statistics.fmean(means), abs=1e-4)
+
+    values["late"] = {0: 0.5}  # an architecture without every seed is left out, not judged on fewer
+    assert against_the_rest(values, [0, 1, 2, 3], 1)["n_architectures"] == 6
+    assert against_the_rest(values, [0, 1, 2, 3], 4) is None and against_the_rest(values, [0, 1, 2, 3], 0) is None
 
 
 def test_paired_difference_tells_a_proxy_from_the_default_only_beyond_the_resampling_noise() -> None:
@@ -222,6 +251,8 @@ def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_b
     assert beyond["interval_90"][0] <= beyond["partial_spearman"] <= beyond["interval_90"][1]
     assert "beyond_gflops" not in s["by_mode"]["gflops"]
     assert s["reference"]["repeatability_beyond_gflops"]["n_splits"] == 3
+    assert [r["seeds_drawn"] for r in s["reference"]["against_the_rest"]] == [1]  # two of four is a half: splits
+    assert s["reference"]["against_the_rest"][0]["n_draws"] == 4
     # without the gflops mode there is no cost to go beyond; with it on some architectures, no reference figure
     no_cost = SimpleNamespace(**{**vars(args), "modes": ["supernet0"]})
     s = summarize(archs, plan(archs, no_cost), records, bench, no_cost)

@@ -22,7 +22,8 @@ def session_search(factory: pytest.TempPathFactory, name: str, argv: list[str]) 
     wait on a lock, then all reuse it. Return the work dir (never to be written: tests get copies).
 
     Raises:
-        AssertionError: the search did not exit with 0.
+        AssertionError: the search did not exit with 0, or failed in another worker.
+        Exception: whatever the search raised (written down for the other workers first).
     """
     from nas.cli import search
 
@@ -41,7 +42,11 @@ def session_search(factory: pytest.TempPathFactory, name: str, argv: list[str]) 
             with pytest.MonkeyPatch.context() as env:
                 env.setenv("NAS_CACHE_DIR", str(work / "cache"))
                 storage = f"sqlite:///{work / 'nas.db'}"
-                status = search.main([*argv, "--storage", storage, "--run-dir", str(work / "runs")])
+                try:
+                    status = search.main([*argv, "--storage", storage, "--run-dir", str(work / "runs")])
+                except BaseException as exc:  # the other workers report it rather than run the search again
+                    (work / FAILED).write_text(f"nas.search {' '.join(argv)} raised {exc!r}")
+                    raise
             if status != 0:
                 (work / FAILED).write_text(f"nas.search {' '.join(argv)} exited with {status}")
             assert status == 0, f"nas.search {' '.join(argv)} exited with {status}"

@@ -24,7 +24,7 @@ from nas.cli import report
 from nas.objectives import pareto_front
 from nas.study.artifacts import artifact_dir
 from nas.study.records import record
-from tests.test_live_dashboard import dashboard, get_json
+from tests.servers import dashboard, get_json
 
 CHROMIUM = Path(os.environ.get("NAS_CHROMIUM", "/usr/bin/chromium"))
 MIN_PLOT = (200, 150)  # width, height in CSS px

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import optuna
@@ -20,6 +18,7 @@ from nas.objectives import GFLOPS, MAP, NAMES, pareto_front, pick, values_of
 from nas.study import load_study, open_storage
 from nas.study.records import record, records
 from tests.fast_smoke import fast_smoke_preset
+from tests.servers import dashboard, get_json
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_STUDY = ROOT / "tests" / "data" / "main_smoke_study.db"  # written by the code before the reorganisation
@@ -156,41 +155,17 @@ def test_report_html_holds_the_figures(smoke_study: tuple[str, Path]) -> None:
     assert '<script src="http' not in page and 'src="https://cdn' not in page  # plotly.js is inlined
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_dashboard_serves_the_study_and_its_metric_names(smoke_study: tuple[str, Path]) -> None:
     storage, work = smoke_study
     report.main(["--study", "smoke", "--storage", storage, "--out", str(work / "report2")])
-    port = _free_port()
-    exe = Path(sys.executable).with_name("optuna-dashboard")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "optuna_dashboard"]
-    proc = subprocess.Popen(
-        [*cmd, storage, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        studies = None
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    studies = json.load(r)["study_summaries"]
-                break
-            except OSError:
-                time.sleep(0.3)
-        assert studies is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no answer"
+    with dashboard(storage, log=work / "dashboard.log") as base:
+        studies = get_json(f"{base}/api/studies")["study_summaries"]
         smoke = next(s for s in studies if s["study_name"] == "smoke")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{smoke['study_id']}", timeout=10) as r:
-            detail = json.load(r)
-        assert detail["name"] == "smoke"
-        assert detail["objective_names"] == list(NAMES)
-        ids = {g["id"] for g in detail.get("plotly_graph_objects", [])}
-        assert {"nas-pareto-3d", "nas-hypervolume"} <= ids
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        detail = get_json(f"{base}/api/studies/{smoke['study_id']}")
+    assert detail["name"] == "smoke"
+    assert detail["objective_names"] == list(NAMES)
+    ids = {g["id"] for g in detail.get("plotly_graph_objects", [])}
+    assert {"nas-pareto-3d", "nas-hypervolume"} <= ids
 
 
 def test_warm_start_trains_the_base_once_and_trials_inherit(tmp_path: Path) -> None:

@@ -3,9 +3,7 @@ locked", and the dashboard keeps answering (WAL journal and busy timeout, ``nas.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,64 +12,18 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
 from tests.fast_smoke import fast_smoke_preset
+from tests.servers import dashboard, get_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 10
 POLL_S = 0.2
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str, timeout: float = 10.0) -> object:
-    """Return the JSON answer of a GET request."""
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.load(r)
-
-
-@contextmanager
-def dashboard(storage: str, artifact_dir: Path | None = None, log: Path | None = None) -> Iterator[str]:
-    """Serve optuna-dashboard on ``storage`` at 127.0.0.1 (a free port) until the block ends; yield its base URL
-    once it answers ``/api/studies``."""
-    port = free_port()
-    exe = Path(sys.executable).with_name("optuna-dashboard")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "optuna_dashboard"]
-    cmd += [storage, "--host", "127.0.0.1", "--port", str(port)]
-    if artifact_dir is not None:
-        cmd += ["--artifact-dir", str(artifact_dir)]
-    with (log or Path(os.devnull)).open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):
-                try:
-                    get_json(f"{base}/api/studies", timeout=2)
-                    break
-                except OSError:
-                    assert proc.poll() is None, f"optuna-dashboard exited with {proc.returncode}"
-                    time.sleep(0.2)
-            else:
-                raise AssertionError("optuna-dashboard did not answer within 40 s")
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def has_study(db: Path) -> bool:

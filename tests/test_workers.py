@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from nas.errors import UserError
 from nas.study import open_storage, open_study
 from nas.study.records import runtime_record
 from tests.fast_smoke import fast_smoke_preset
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,12 +145,6 @@ def _initdb() -> Path | None:
     return candidates[-1].parent if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def postgres() -> Iterator[str]:
     """A throwaway PostgreSQL server on a loopback port; yields its plain ``postgresql://`` URL (SQLAlchemy 2.1
@@ -172,7 +166,7 @@ def postgres() -> Iterator[str]:
         os.chmod(base, 0o755)
         shutil.chown(base, "postgres")
         shutil.chown(sock, "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "nas", "--auth=trust", "-E", "UTF8"],
         check=True, capture_output=True,

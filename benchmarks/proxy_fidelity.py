@@ -921,7 +921,8 @@ def every_split(
 def against_the_rest(values: dict[str, dict[int, float]], seeds: list[int], k: int) -> dict | None:
     """Return how the mean of ``k`` of ``seeds`` ranks like the mean of all the other seeds, over every draw of ``k``
     seeds, on the architectures trained with every seed: their mean, minimum and maximum, and each draw's Spearman
-    where k = 1 (one per seed). None unless 1 <= k < len(seeds) and enough architectures have every seed.
+    where k = 1 (one per seed). None unless 1 <= k < len(seeds) and enough architectures have every seed, or where
+    no draw has a Spearman (constant values).
 
     With k = 1 each draw is one training of the reference's own schedule, the one a user runs once on the exported
     YAML, judged against the mean of the others: the fidelity of a single full training, which a single run of a
@@ -929,25 +930,25 @@ def against_the_rest(values: dict[str, dict[int, float]], seeds: list[int], k: i
     every = [key for key, v in values.items() if all(s in v for s in seeds)]
     if not 1 <= k < len(seeds) or len(every) < MIN_RANKED:
         return None
-    draws = []
+    draws: dict[tuple[int, ...], float] = {}
     for drawn in itertools.combinations(seeds, k):
         rest = [s for s in seeds if s not in drawn]
         x, y = ([statistics.fmean(values[key][s] for s in group) for key in every] for group in (drawn, rest))
         r = spearman(x, y)
         if not math.isnan(r):
-            draws.append({"seeds": list(drawn), "spearman": round(r, 4)})
+            draws[drawn] = r
     if not draws:
         return None
-    rs = [d["spearman"] for d in draws]
+    rs = list(draws.values())
     return {
         "seeds_drawn": k,
         "seeds_in_rest": len(seeds) - k,
         "n_architectures": len(every),
         "n_draws": len(draws),
         "mean_spearman": round(statistics.fmean(rs), 4),
-        "min_spearman": min(rs),
-        "max_spearman": max(rs),
-        "each_seed": {str(d["seeds"][0]): d["spearman"] for d in draws} if k == 1 else None,
+        "min_spearman": round(min(rs), 4),
+        "max_spearman": round(max(rs), 4),
+        "each_seed": {str(d[0]): round(r, 4) for d, r in draws.items()} if k == 1 else None,
     }
 
 
@@ -1108,8 +1109,8 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
     pairwise = _pairwise(ref, args.reference_seeds) if args.second_seed_on == args.n else None
     splits = every_split(ref, args.reference_seeds) if of_mean else None
     # k of the seeds against the mean of the rest, k below a half (a half against the other is ``splits``)
-    rest = [against_the_rest(ref, args.reference_seeds, k) for k in range(1, len(args.reference_seeds) // 2)]
-    rest = [r for r in rest if r] if of_mean else []
+    below_half = range(1, (len(args.reference_seeds) + 1) // 2)
+    rest = [r for k in below_half if (r := against_the_rest(ref, args.reference_seeds, k))] if of_mean else []
     # beyond GFLOPs only where every architecture has its cost: over fewer it would not be the reference's
     splits_beyond = every_split(ref, args.reference_seeds, cost) if of_mean and cost and set(ref) <= set(cost) else None
     ceiling, basis = repeatability and repeatability["spearman"], None

@@ -44,7 +44,7 @@ def session_search(factory: pytest.TempPathFactory, name: str, argv: list[str]) 
                 storage = f"sqlite:///{work / 'nas.db'}"
                 try:
                     status = search.main([*argv, "--storage", storage, "--run-dir", str(work / "runs")])
-                except BaseException as exc:  # the other workers report it rather than run the search again
+                except (Exception, SystemExit) as exc:  # the other workers report it, not run the search again
                     (work / FAILED).write_text(f"nas.search {' '.join(argv)} raised {exc!r}")
                     raise
             if status != 0:

@@ -138,7 +138,7 @@ def served(page: Any, smoke_study: tuple[str, Path]) -> Iterator[Served]:  # no 
     assert report.main(["--study", "smoke", "--storage", storage, "--out", str(work / "report")]) == 0
     study = optuna.load_study(study_name="smoke", storage=storage)
     with dashboard(storage, artifact_dir(storage), log=work / "dashboard.log") as base:
-        studies = get_json(f"{base}/api/studies")["study_summaries"]  # type: ignore[index]
+        studies = get_json(f"{base}/api/studies")["study_summaries"]
         study_id = next(s["study_id"] for s in studies if s["study_name"] == "smoke")
         yield Served(storage, work / "report" / "index.html", base, study_id, len(pareto_front(study)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +20,7 @@ from benchmarks.proxy_fidelity import (
     hosts,
     paired_difference,
     plan,
+    print_table,
     role_mode,
     summarize,
     summary_name,
@@ -208,7 +210,9 @@ def test_the_references_repeatability_beyond_gflops_drops_what_its_halves_share_
     assert every_split(only_cost, [0, 1, 2, 3], {k: cost[k] for k in keys[:4]}) is None  # too few with a cost
 
 
-def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_beyond_gflops(tmp_path) -> None:
+def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_beyond_gflops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     archs = diverse_architectures(load_space("yolo11_backbone"), 6, 0)
     args = SimpleNamespace(
         modes=["supernet0", "gflops"], proxy_seeds=[0], reference_seeds=[0, 1, 2, 3], second_seed_on=6, n=6,
@@ -253,6 +257,10 @@ def test_the_summary_counts_hosts_leaves_a_reused_steps_time_unknown_and_ranks_b
     assert s["reference"]["repeatability_beyond_gflops"]["n_splits"] == 3
     assert [r["seeds_drawn"] for r in s["reference"]["against_the_rest"]] == [1]  # two of four is a half: splits
     assert s["reference"]["against_the_rest"][0]["n_draws"] == 4
+    print_table(s)
+    one = s["reference"]["against_the_rest"][0]["mean_spearman"]
+    printed = capsys.readouterr().out
+    assert f"one training against the mean of the other 3, over the 4 draws: Spearman {one:.3f}" in printed
     # without the gflops mode there is no cost to go beyond; with it on some architectures, no reference figure
     no_cost = SimpleNamespace(**{**vars(args), "modes": ["supernet0"]})
     s = summarize(archs, plan(archs, no_cost), records, bench, no_cost)

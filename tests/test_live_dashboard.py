@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections import Counter
 from contextlib import closing
 from pathlib import Path

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import optuna
+import pytest
 
 from tests import servers
 
 
-def test_a_dashboard_whose_port_was_taken_meanwhile_starts_again_on_another(tmp_path, monkeypatch) -> None:
+def test_a_dashboard_whose_port_was_taken_meanwhile_starts_again_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storage = f"sqlite:///{tmp_path / 'one.db'}"
     optuna.create_study(storage=storage, study_name="one")
     with socket.socket() as taken:

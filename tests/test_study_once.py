@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -11,9 +12,9 @@ from tests.study_once import FAILED, MADE, session_search
 
 
 def test_a_search_that_raises_is_written_down_and_the_next_caller_reports_it_without_searching(
-    tmp_path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = []
+    calls: list[list[str]] = []
 
     def broken(argv: list[str]) -> int:
         calls.append(argv)
@@ -29,7 +30,9 @@ def test_a_search_that_raises_is_written_down_and_the_next_caller_reports_it_wit
     assert len(calls) == 1 and not (tmp_path / "shared" / MADE).exists()
 
 
-def test_a_search_that_exits_non_zero_is_written_down_and_one_that_succeeds_is_reused(tmp_path, monkeypatch) -> None:
+def test_a_search_that_exits_non_zero_is_written_down_and_one_that_succeeds_is_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     statuses = iter([2, 0])
     monkeypatch.setattr(search, "main", lambda argv: next(statuses))
     factory = SimpleNamespace(getbasetemp=lambda: tmp_path)

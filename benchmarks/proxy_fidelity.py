@@ -924,9 +924,9 @@ def against_the_rest(values: dict[str, dict[int, float]], seeds: list[int], k: i
     where k = 1 (one per seed). None unless 1 <= k < len(seeds) and enough architectures have every seed, or where
     no draw has a Spearman (constant values).
 
-    With k = 1 each draw is one training of the reference's own schedule, the one a user runs once on the exported
-    YAML, judged against the mean of the others: the fidelity of a single full training, which a single run of a
-    cheaper proxy is not expected to pass."""
+    With k = 1 each draw is one training of the reference's own schedule (``nas.verify``'s default) judged against
+    the mean of the others: the fidelity of a single training of that schedule, which a single run of a cheaper
+    proxy is not expected to pass."""
     every = [key for key, v in values.items() if all(s in v for s in seeds)]
     if not 1 <= k < len(seeds) or len(every) < MIN_RANKED:
         return None

@@ -23,6 +23,11 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
   supernet0-e3-fair  the same without fine-tune from a supernet trained 3 epochs with strict fairness (FairNAS:
            every operator of every point once per batch, about the 16 uniform epochs' work;
            supernet_sampling: fair)
+  fewshot0-P-fF  few-shot NAS (Zhao et al., ICML 2021): the 16-epoch supernet split on insertion point P into one
+           sub-supernet per operator of P (P always takes it), each trained F more epochs from the supernet's
+           weights; a candidate inherits its path from the sub-supernet of its operator at P, BatchNorm
+           recalibrated, no fine-tune; one-off step "fewshot0-P-fF:split-P-fF" (the supernet, then the
+           sub-supernets); F 0 evaluates the supernet itself like supernet0
   scratch-eE-Spx  random init, E epochs at S px (training and validation), the preset's schedule otherwise:
            more epochs at a lower resolution (E 4 and 8 at 64 px: about half and all of the scratch mode's
            convolution work)
@@ -95,7 +100,14 @@ from nas.config import StudyConfig, load_preset
 from nas.data.datasets import synthetic_dataset
 from nas.measure import architecture_cost, remove_run, train_proxy, warm_base_path, warm_start_weights
 from nas.measure import threads as cpu_threads
-from nas.measure.supernet import fine_tune_schedule, supernet_file, supernet_proxy, train_supernet
+from nas.measure.supernet import (
+    fine_tune_schedule,
+    split_file,
+    supernet_file,
+    supernet_proxy,
+    train_split,
+    train_supernet,
+)
 from nas.measure.zero_cost import ZICO_BATCH, ZICO_BATCHES, labelled_batches, synflow, zico
 from nas.ranking import kendall, partial_spearman, spearman
 from nas.space import Architecture, Choice
@@ -127,6 +139,10 @@ LOW_LR = 0.0003  # a tenth of light's lr0 (0.003): the inherited weights are mea
 # the low-resolution scratch modes: (epochs, image size). 8 epochs at 64 px cost about the scratch mode's 2 at
 # 128 px in convolutions (a quarter of the pixels), 4 epochs about half of it
 LOW_RES = ((4, 64), (8, 64))
+# few-shot modes: (the point the supernet is split on, epochs each sub-supernet trains from the supernet). down_p2:
+# its operators' work differs most of light's points (0.254-0.308 GFLOPs at 128 px against at most 0.033 elsewhere),
+# chosen before any few-shot result; 0 epochs is the supernet itself, evaluated on the same host as the split
+FEW_SHOT = (("down_p2", 0), ("down_p2", 4))
 
 
 class Outcome(NamedTuple):
@@ -351,6 +367,57 @@ def _supernet_settings(
     return settings
 
 
+def few_shot_mode(point: str, epochs: int, step: bool = False) -> str:
+    """Return the name of a few-shot mode (``step``: of its one-off step), e.g. fewshot0-down_p2-f4."""
+    return f"split-{point}-f{epochs}" if step else f"fewshot0-{point}-f{epochs}"
+
+
+def _split_base(point: str, epochs: int) -> Callable[[Bench, int], dict]:
+    """Return the one-off step that trains the supernet (if not yet there), then its sub-supernets split on
+    ``point``, each ``epochs`` more, with a seed."""
+
+    def prepare(bench: Bench, seed: int) -> dict:
+        cfg, root = bench.supernet_cfg(SUPERNET_EPOCHS), bench.supernet_root(seed)
+        base = supernet_file(root, SUPERNET_EPOCHS)
+        ops = next(p for p in cfg.space.points if p.name == point).choices
+        files = [base] + [split_file(base, point, op, epochs) for op in ops if epochs]
+        existed = all(f.is_file() for f in files)
+        train_supernet(cfg, root, bench.device, seed)
+        for op in ops:
+            train_split(cfg, base, point, op, epochs, bench.device, seed)
+        fields = one_off_fields(SUPERNET_EPOCHS, root, existed)
+        return {**fields, "split": point, "split_epochs": epochs, "sub_supernets": len(ops) if epochs else 0}
+
+    return prepare
+
+
+def _from_split(point: str, epochs: int) -> Callable[[Bench, Architecture, int, Path], Outcome]:
+    """Return the few-shot mode: a candidate inherits its path from the sub-supernet of its operator at ``point``
+    (trained ``epochs`` from the unit's seed's supernet), recalibrates BatchNorm and is validated; the seconds are
+    the trial's from inheriting to the validation."""
+
+    def run(bench: Bench, arch: Architecture, seed: int, workdir: Path) -> Outcome:
+        cfg = bench.supernet_cfg(SUPERNET_EPOCHS)
+        base = train_supernet(cfg, bench.supernet_root(seed), bench.device, seed)
+        op = dict(arch.choices)[point].op
+        weights = train_split(cfg, base, point, op, epochs, bench.device, seed)
+        t = time.perf_counter()
+        r, _ = supernet_proxy(
+            arch, replace(cfg, schedule={**cfg.schedule, "epochs": 0}), weights, workdir / "v", bench.device, seed
+        )
+        return Outcome(r.map50_95, time.perf_counter() - t, r.map50, r.epochs, r.threads)
+
+    return run
+
+
+def _few_shot_settings(bench: Bench, seed: int, point: str, epochs: int) -> dict:
+    """Return what a few-shot mode's results depend on with ``seed``: the supernet's, its split point and the
+    sub-supernets' schedule."""
+    split_schedule = fine_tune_schedule({**bench.cfg.schedule, "epochs": epochs})
+    split = {"point": point, "epochs": epochs, "schedule": split_schedule if epochs else None}
+    return _supernet_settings(bench, seed, 0, SUPERNET_EPOCHS, "separate") | {"split": split}
+
+
 def _settings(bench: Bench, init: str, epochs: int | None = None, imgsz: int | None = None, **extra: Any) -> dict:
     """Return what a role's results depend on: a record counts for a unit only if its settings are equal.
     ``epochs`` and ``imgsz`` replace the preset schedule's where given."""
@@ -472,6 +539,18 @@ MODES: dict[str, Mode] = {
             makes=f"supernet-e{SUPERNET_EPOCHS}-separate",
         )
         for tune in ((("lr0", LOW_LR),), (("lr0", LOW_LR), ("fraction", 0.25)))
+    },
+    **{
+        few_shot_mode(point, epochs): Mode(
+            _from_split(point, epochs),
+            f"inherits its path of the sub-supernet of its operator at {point}, trained {epochs} epochs from the "
+            f"{SUPERNET_EPOCHS}-epoch supernet with {point} fixed (few-shot NAS), BatchNorm recalibrated, no fine-tune",
+            functools.partial(_few_shot_settings, point=point, epochs=epochs),
+            prepare=_split_base(point, epochs),
+            step=few_shot_mode(point, epochs, step=True),
+            makes=f"supernet-e{SUPERNET_EPOCHS}-separate-split-{point}-f{epochs}",
+        )
+        for point, epochs in FEW_SHOT
     },
     "zico": Mode(
         zico_score,

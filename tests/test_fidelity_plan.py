@@ -359,3 +359,44 @@ def test_a_modes_spearman_is_given_with_each_proxy_seed_and_their_mean() -> None
     # seed 1 has three architectures, in the reference's reverse order; seed 2 none
     assert each == {"by_seed": {"0": 1.0, "1": -1.0, "2": None}, "mean": 0.0}
     assert spearman_by_seed({"a": {0: 1.0}, "b": {0: 1.0}, "c": {0: 1.0}}, [0], reference)["by_seed"] == {"0": None}
+
+
+def test_a_few_shot_mode_validates_each_candidate_from_the_sub_supernet_of_its_operator_at_the_split_point(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import benchmarks.proxy_fidelity as pf
+    from nas.measure.proxy import ProxyResult
+    from nas.space import Choice
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(pf, "train_supernet", lambda cfg, root, device, seed: root / "base.pt")
+    monkeypatch.setattr(
+        pf, "train_split", lambda cfg, base, point, op, epochs, device, seed: base.with_name(f"{point}-{op}-{epochs}")
+    )
+
+    def proxy(arch, cfg, weights, run_dir, device, seed):
+        calls.append((weights.name, cfg.schedule["epochs"], cfg.supernet_epochs))
+        return ProxyResult(0.3, 0.5, 0.0, 1.0, 0, 1), {}
+
+    monkeypatch.setattr(pf, "supernet_proxy", proxy)
+    bench = Bench("light", "cpu", REFERENCE_EPOCHS, 4, tmp_path)
+    mode, step = role_mode("fewshot0-down_p2-f4")
+    assert not step and mode.step == "split-down_p2-f4" and mode.prepare is not None
+    arch = bench.cfg.space.architecture({"down_p2": Choice("GhostV2"), "c3k2_p3": Choice("C3k2_ACmix")})
+    assert mode.run(bench, arch, 1, tmp_path).map50_95 == 0.3
+    role_mode("fewshot0-down_p2-f0")[0].run(bench, bench.cfg.space.stock(), 0, tmp_path)
+    assert calls == [("down_p2-GhostV2-4", 0, 16), ("down_p2-Conv-0", 0, 16)]  # validated as inherited
+    # the split is part of the settings: neither few-shot mode reuses the other's or supernet0's records
+    settings = {name: role_mode(name)[0].settings(bench, 0) for name in ("fewshot0-down_p2-f4", "fewshot0-down_p2-f0")}
+    assert settings["fewshot0-down_p2-f4"]["split"]["epochs"] == 4 and settings["fewshot0-down_p2-f0"]["split"] == {
+        "point": "down_p2",
+        "epochs": 0,
+        "schedule": None,
+    }
+    assert settings["fewshot0-down_p2-f4"]["split"]["schedule"]["warmup_epochs"] == 0.0
+    plain = role_mode("supernet0")[0].settings(bench, 0)
+    assert {k: v for k, v in settings["fewshot0-down_p2-f4"].items() if k != "split"} == plain
+    archs = diverse_architectures(load_space("yolo11_backbone"), 2, 0)
+    args = SimpleNamespace(modes=["fewshot0-down_p2-f4"], proxy_seeds=[0, 1], reference_seeds=[0], second_seed_on=2)
+    steps = [(u.role, u.seed) for u in plan(archs, args) if ":" in u.role]
+    assert steps == [("fewshot0-down_p2-f4:split-down_p2-f4", 0), ("fewshot0-down_p2-f4:split-down_p2-f4", 1)]

@@ -29,7 +29,9 @@ from nas.measure.supernet import (
     random_path,
     recalibrate_bn,
     set_path,
+    split_file,
     supernet_file,
+    train_split,
     train_supernet,
 )
 from nas.measure.warm_start import made_once
@@ -139,6 +141,15 @@ def test_random_paths_draw_operators_uniformly_not_kernels(space: object) -> Non
     conv2former = sum(d[3] in (2, 3) for d in draws) / len(draws)
     assert conv2former == pytest.approx(1 / 3, abs=0.04)  # 1 of 3 operators, though 2 of 4 options
     assert all(d[17] == d[20] for d in draws)  # tied layers take one option
+
+
+def test_a_fixed_point_always_takes_its_operator_and_still_draws_its_kernels(space: object) -> None:
+    rng = random.Random(0)
+    draws = [random_path(space, rng, {"down": "Conv2Former"}) for _ in range(400)]
+    assert {d[3] for d in draws} == {2, 3}  # Conv2Former with kernel 5 and 7, nothing else
+    assert {d[4] for d in draws} == {0, 1} and {d[17] for d in draws} == {0, 1}  # the other points still vary
+    with pytest.raises(ValueError):
+        random_path(space, rng, {"down": "C3k2"})  # not an operator of that point
 
 
 def test_fair_paths_give_every_point_each_operator_once(space: object) -> None:
@@ -407,6 +418,33 @@ def test_a_fair_supernet_updates_every_operator_of_a_point_in_one_step(
     down = [moved(3, j) for j in range(4)]  # Conv, GhostV2, Conv2Former k5, k7
     assert down[:2] == [True, True] and sum(down[2:]) == 1  # each operator once, one kernel of Conv2Former
     assert [moved(4, j) for j in range(2)] == [True, True]
+
+
+def test_a_sub_supernet_starts_from_the_supernet_and_trains_only_its_operator_at_the_split_point(
+    space: object, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    cfg = _one_epoch_supernet(space, tiny_dataset)
+    base = train_supernet(cfg, tmp_path, "cpu", seed=0)
+    split = train_split(cfg, base, "down", "GhostV2", 1, "cpu", seed=0)
+    assert split == split_file(base, "down", "GhostV2", 1) == tmp_path / "supernet_e1_split-down-GhostV2_e1.pt"
+    saved = torch.load(split, weights_only=True)
+    assert saved["split"] == {"down": "GhostV2"} and saved["from"] == base.name and saved["epochs"] == 1
+    before = torch.load(base, weights_only=True)["state_dict"]
+    after = saved["state_dict"]
+    assert after.keys() == before.keys()
+
+    def moved(prefix: str) -> bool:
+        keys = [k for k in before if k.startswith(prefix)]
+        return any(not torch.allclose(after[k], before[k], rtol=0, atol=1e-6) for k in keys)
+
+    # down (layer 3): Conv, GhostV2, Conv2Former k5, k7; only GhostV2 ran
+    assert [moved(f"model.3.options.{j}.") for j in range(4)] == [False, True, False, False]
+    assert moved("model.4.options.") and moved("model.0.")  # the other points and the fixed layers train on
+    mtime = split.stat().st_mtime_ns
+    assert train_split(cfg, base, "down", "GhostV2", 1, "cpu", seed=0).stat().st_mtime_ns == mtime  # made once
+    assert train_split(cfg, base, "down", "GhostV2", 0, "cpu", seed=0) == base  # 0 epochs: the supernet itself
+    with pytest.raises(ValueError, match="no operator 'ACmix' at insertion point 'down'"):
+        train_split(cfg, base, "down", "ACmix", 1, "cpu", seed=0)
 
 
 def _make_slowly(out: str, log: str) -> None:

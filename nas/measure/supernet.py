@@ -208,12 +208,15 @@ def path_of(space: SearchSpace, arch: Architecture) -> dict[int, int]:
     return {layer: p.options().index(chosen[p.name]) for p in space.points for layer in p.layers}
 
 
-def random_path(space: SearchSpace, rng: random.Random) -> dict[int, int]:
+def random_path(space: SearchSpace, rng: random.Random, fixed: dict[str, str] | None = None) -> dict[int, int]:
     """Return a path drawn like the search's categorical variables: an operator uniformly per point, then a kernel
-    uniformly where the operator takes one (so Conv2Former's nine kernels do not get nine times the steps)."""
+    uniformly where the operator takes one (so Conv2Former's nine kernels do not get nine times the steps).
+    ``fixed`` (point name -> operator): points that always take that operator (a kernel is still drawn)."""
+    fixed = fixed or {}
     path: dict[int, int] = {}
     for p in space.points:
-        path.update(dict.fromkeys(p.layers, _option_index(p, rng.choice(p.choices), rng)))
+        op = fixed[p.name] if p.name in fixed else rng.choice(p.choices)
+        path.update(dict.fromkeys(p.layers, _option_index(p, op, rng)))
     return path
 
 
@@ -264,6 +267,13 @@ def train_supernet(
         UserError: the supernet's training failed.
     """
     out = supernet_file(run_root, cfg.supernet_epochs, cfg.supernet_kernels, cfg.supernet_sampling)
+    rng, space = random.Random(seed), cfg.space
+
+    def draw_fair(trainer: ProxyTrainer) -> None:
+        trainer.model.paths = tuple(fair_paths(space, rng))
+
+    def draw_uniform(trainer: ProxyTrainer) -> None:
+        set_path(trainer.model, random_path(space, rng))
 
     def train(partial: Path) -> None:
         if log:
@@ -271,44 +281,111 @@ def train_supernet(
                 f"init: supernet - training the supernet ({cfg.supernet_kernels} kernels, {cfg.supernet_sampling} "
                 f"sampling) for {cfg.supernet_epochs} epochs, once for this study..."
             )
-        rng, space = random.Random(seed), cfg.space
-        trained: dict[str, torch.Tensor] = {}
-
-        def draw_fair(trainer: ProxyTrainer) -> None:
-            trainer.model.paths = tuple(fair_paths(space, rng))
-
-        def draw_uniform(trainer: ProxyTrainer) -> None:
-            set_path(trainer.model, random_path(space, rng))
-
-        draw_paths = draw_fair if cfg.supernet_sampling == "fair" else draw_uniform
-
-        def customize(trainer: ProxyTrainer) -> None:
-            trainer.model_factory = lambda nc: build_supernet(cfg.space, nc, cfg.supernet_kernels)
-            trainer.add_callback("on_train_batch_start", draw_paths)
-            trainer.add_callback("on_train_end", lambda t: trained.update(t.ema.ema.float().state_dict()))
-            if progress:
-                report_epochs(trainer, "supernet", progress)
-
-        model_yaml = out.with_name(out.stem + "_stock.yaml")
-        model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
-        run_dir = out.with_suffix("")
+        draw = draw_fair if cfg.supernet_sampling == "fair" else draw_uniform
         schedule = {**cfg.schedule, "epochs": cfg.supernet_epochs}
-        try:
-            t = time.perf_counter()
-            r = train_proxy(model_yaml, cfg.dataset.data_yaml(), schedule, run_dir, device, seed, customize=customize)
-            if log:
-                log(f"init: supernet - trained in {time.perf_counter() - t:.0f} s ({r.threads} CPU thread(s))")
-            record = {"state_dict": {k: v.detach().cpu() for k, v in trained.items()}, "space": cfg.space.identity}
-            extra = {"nc": cfg.dataset.nc, "epochs": cfg.supernet_epochs, "kernels": cfg.supernet_kernels}
-            extra["sampling"] = cfg.supernet_sampling
-            torch.save({**record, **extra}, partial)
-        except (OSError, RuntimeError, FloatingPointError) as e:
-            raise UserError(f"init: supernet - training the supernet failed: {e}") from e
-        finally:
-            remove_run(run_dir)
-            model_yaml.unlink(missing_ok=True)
+        extra = {"epochs": cfg.supernet_epochs, "kernels": cfg.supernet_kernels, "sampling": cfg.supernet_sampling}
+        _train_into(partial, out, cfg, schedule, device, seed, draw, extra, log=log, progress=progress)
 
     return made_once(out, train)
+
+
+def split_file(supernet: Path, point: str, op: str, epochs: int) -> Path:
+    """Return where the sub-supernet of ``supernet`` in which ``point`` takes ``op``, trained ``epochs`` more, is
+    kept (beside ``supernet``)."""
+    return supernet.with_name(f"{supernet.stem}_split-{point}-{op}_e{epochs}.pt")
+
+
+def train_split(
+    cfg: StudyConfig,
+    supernet: Path,
+    point: str,
+    op: str,
+    epochs: int,
+    device: str,
+    seed: int,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """Return the few-shot sub-supernet of ``supernet`` whose insertion point ``point`` always takes the operator
+    ``op`` (Zhao et al., "Few-shot Neural Architecture Search", ICML 2021): the supernet's weights, trained ``epochs``
+    more with single-path uniform sampling at every other point (a kernel drawn uniformly where ``op`` takes one)
+    and the preset's schedule without warm-up (``fine_tune_schedule``). Made once and cached beside ``supernet``;
+    ``epochs`` 0 returns ``supernet`` itself.
+
+    Raises:
+        ValueError: ``point`` is not a point of the space, or ``op`` not one of its operators.
+        UserError: the training failed.
+    """
+    points = {p.name: p for p in cfg.space.points}
+    if point not in points or op not in points[point].choices:
+        raise ValueError(f"no operator {op!r} at insertion point {point!r} of {cfg.space.name}")
+    if epochs == 0:
+        return supernet
+    out = split_file(supernet, point, op, epochs)
+    rng, space, fixed = random.Random(seed), cfg.space, {point: op}
+
+    def draw(trainer: ProxyTrainer) -> None:
+        set_path(trainer.model, random_path(space, rng, fixed))
+
+    def train(partial: Path) -> None:
+        if log:
+            log(f"init: supernet - training the sub-supernet {point}={op} for {epochs} epochs...")
+        schedule = fine_tune_schedule({**cfg.schedule, "epochs": epochs})
+        extra = {"epochs": epochs, "kernels": cfg.supernet_kernels, "split": {point: op}, "from": supernet.name}
+        _train_into(partial, out, cfg, schedule, device, seed, draw, extra, start=_state(supernet), log=log)
+
+    return made_once(out, train)
+
+
+def _train_into(
+    partial: Path,
+    out: Path,
+    cfg: StudyConfig,
+    schedule: dict,
+    device: str,
+    seed: int,
+    draw: Callable[[ProxyTrainer], None],
+    extra: dict[str, Any],
+    start: dict[str, torch.Tensor] | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: PhaseProgress | None = None,
+) -> None:
+    """Train a supernet of ``cfg``'s space through Ultralytics' trainer with ``schedule``, ``draw`` setting the
+    paths before every batch, from ``start`` (a supernet's state dict) or a fresh initialisation; save its EMA
+    weights with ``extra`` to ``partial``. Scratch files are named after ``out`` and removed.
+
+    Raises:
+        UserError: the training failed.
+    """
+    trained: dict[str, torch.Tensor] = {}
+
+    def model(nc: int) -> Supernet:
+        net = build_supernet(cfg.space, nc, cfg.supernet_kernels)
+        if start is not None:
+            net.load_state_dict(start, strict=True)
+        return net
+
+    def customize(trainer: ProxyTrainer) -> None:
+        trainer.model_factory = model
+        trainer.add_callback("on_train_batch_start", draw)
+        trainer.add_callback("on_train_end", lambda t: trained.update(t.ema.ema.float().state_dict()))
+        if progress:
+            report_epochs(trainer, "supernet", progress)
+
+    model_yaml = out.with_name(out.stem + "_stock.yaml")
+    model_yaml.write_text(cfg.space.stock().to_yaml(cfg.dataset.nc))
+    run_dir = out.with_suffix("")
+    try:
+        t = time.perf_counter()
+        r = train_proxy(model_yaml, cfg.dataset.data_yaml(), schedule, run_dir, device, seed, customize=customize)
+        if log:
+            log(f"init: supernet - trained in {time.perf_counter() - t:.0f} s ({r.threads} CPU thread(s))")
+        record = {"state_dict": {k: v.detach().cpu() for k, v in trained.items()}, "space": cfg.space.identity}
+        torch.save({**record, "nc": cfg.dataset.nc, **extra}, partial)
+    except (OSError, RuntimeError, FloatingPointError) as e:
+        raise UserError(f"init: supernet - training the supernet failed: {e}") from e
+    finally:
+        remove_run(run_dir)
+        model_yaml.unlink(missing_ok=True)
 
 
 def inherit(candidate: DetectionModel, supernet_state: dict[str, torch.Tensor], path: dict[int, int]) -> int:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -24,6 +26,8 @@ from nas.study import open_storage, open_study
 from nas.study.records import runtime_record
 from tests.fast_smoke import fast_smoke_preset
 from tests.servers import free_port
+
+PG_STARTS = 3  # a port found free can be taken before PostgreSQL binds it
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,11 +149,36 @@ def _initdb() -> Path | None:
     return candidates[-1].parent if candidates else None
 
 
-@pytest.fixture
-def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL server on a loopback port; yields its plain ``postgresql://`` URL (SQLAlchemy 2.1
-    opens it with psycopg 3). Skips without the binaries (Debian's ``postgresql`` package), unless
-    NAS_REQUIRE_POSTGRES=1 (CI), where it fails instead."""
+def _start_postgres(
+    run_as: list[str], bindir: Path, data: Path, sock: Path, log: Path, ports: Callable[[], int]
+) -> int:
+    """Start the server of ``data`` on a loopback port from ``ports`` and return the port; a port taken between
+    finding it free and the server binding it (another xdist worker) is replaced by the next, up to ``PG_STARTS``
+    times.
+
+    Raises:
+        AssertionError: the server did not start, with the end of its log.
+    """
+    for _ in range(PG_STARTS):
+        port, seen = ports(), log.stat().st_size if log.is_file() else 0
+        options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=50"
+        started = subprocess.run(
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"],
+            capture_output=True,
+        )
+        if started.returncode == 0:
+            return port
+        text = log.read_bytes()[seen:].decode(errors="replace") if log.is_file() else ""
+        if "already in use" not in text:
+            break
+    raise AssertionError(f"pg_ctl start failed ({started.returncode}): {started.stderr.decode()[-500:]}{text[-1500:]}")
+
+
+@contextmanager
+def _postgres_server(ports: Callable[[], int] = free_port) -> Iterator[int]:
+    """Run a throwaway PostgreSQL server (user ``nas``, trust authentication) on a loopback port from ``ports``;
+    yield its port. Skips without the binaries (Debian's ``postgresql`` package), unless NAS_REQUIRE_POSTGRES=1
+    (CI), where it fails instead."""
     bindir = _initdb()
     if bindir is None:
         if os.environ.get("NAS_REQUIRE_POSTGRES") == "1":
@@ -166,23 +195,37 @@ def postgres() -> Iterator[str]:
         os.chmod(base, 0o755)
         shutil.chown(base, "postgres")
         shutil.chown(sock, "postgres")
-    port = free_port()
-    subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "nas", "--auth=trust", "-E", "UTF8"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=50"
-    subprocess.run(
-        [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
     try:
-        yield f"postgresql://nas@127.0.0.1:{port}/postgres"
+        subprocess.run(
+            [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "nas", "--auth=trust", "-E", "UTF8"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        yield _start_postgres(run_as, bindir, data, sock, base / "log", ports)
     finally:
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a loopback port; yields its plain ``postgresql://`` URL (SQLAlchemy 2.1
+    opens it with psycopg 3)."""
+    with _postgres_server() as port:
+        yield f"postgresql://nas@127.0.0.1:{port}/postgres"
+
+
+def test_a_postgres_server_whose_port_was_taken_starts_on_another() -> None:
+    import psycopg
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], free_port()])
+        with _postgres_server(lambda: next(ports)) as port:
+            assert port != taken.getsockname()[1]
+            psycopg.connect(f"postgresql://nas@127.0.0.1:{port}/postgres").close()
 
 
 def test_plain_and_psycopg2_postgres_urls_open_the_same_database(postgres: str) -> None:

@@ -310,5 +310,10 @@ def test_shipped_presets_load(preset: str) -> None:
     # a supernet study may validate inherited weights as they are (0 fine-tune epochs); the others must train
     assert cfg.schedule["epochs"] >= (0 if cfg.init == "supernet" else 1)
     if preset == "light":  # the default: the best measured proxy among the cheap ones (benchmarks/README.md)
-        assert cfg.init == "supernet" and cfg.supernet_epochs == 16 and cfg.supernet_kernels == "separate"
+        assert (cfg.init, cfg.supernet_epochs, cfg.supernet_kernels, cfg.supernet_sampling) == (
+            "supernet",
+            6,
+            "separate",
+            "fair",
+        )
     assert cfg.space.scale == {"smoke": "n", "light": "n", "standard": "s", "full": "m"}[preset]

@@ -560,7 +560,7 @@ def test_a_supernet_choice_is_loaded_and_kept_apart_from_its_default(
         path.write_text(yaml.safe_dump({"space": "yolo11_backbone", "init": "supernet", key: value}))
         configs[value] = load_preset(str(path))
     assert [getattr(c, key) for c in configs.values()] == [default, other, default]
-    assert getattr(load_preset("smoke"), key) == getattr(load_preset("light"), key) == default
+    assert getattr(load_preset("smoke"), key) == default
     records = {k: runtime_record(c, "cpu", None) for k, c in configs.items()}
     assert records[default] == records[None] != records[other]  # a study of one choice does not resume the other's
     assert records[other][key] == other

@@ -20,6 +20,10 @@ A trial builds its plain candidate from ``Architecture.to_yaml()`` (never contai
 tensor of its path from the supernet (``inherit``: nothing starts fresh), recalibrates the BatchNorm statistics on
 training images (the supernet's are averages over all paths) and is then fine-tuned for the preset's
 ``train.epochs`` (0: validated as inherited).
+
+``train_split`` makes the sub-supernets of few-shot NAS (one per operator of one insertion point, each trained on
+from the supernet with that point fixed). Only the proxy-fidelity benchmark uses them: measured on light they did
+not rank measurably better than the supernet they start from (benchmarks/README.md, proxy_fidelity).
 """
 
 from __future__ import annotations

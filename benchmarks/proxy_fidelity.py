@@ -375,7 +375,8 @@ def few_shot_mode(point: str, epochs: int, step: bool = False) -> str:
 
 def _split_base(point: str, epochs: int) -> Callable[[Bench, int], dict]:
     """Return the one-off step that trains the supernet (if not yet there), then its sub-supernets split on
-    ``point``, each ``epochs`` more, with a seed."""
+    ``point``, each ``epochs`` more, with a seed. Its record's ``epochs`` are the supernet's; ``split_epochs`` and
+    ``sub_supernets`` give the rest of the work."""
 
     def prepare(bench: Bench, seed: int) -> dict:
         cfg, root = bench.supernet_cfg(SUPERNET_EPOCHS), bench.supernet_root(seed)
@@ -386,7 +387,7 @@ def _split_base(point: str, epochs: int) -> Callable[[Bench, int], dict]:
         train_supernet(cfg, root, bench.device, seed)
         for op in ops:
             train_split(cfg, base, point, op, epochs, bench.device, seed)
-        fields = one_off_fields(SUPERNET_EPOCHS, root, existed)
+        fields = one_off_fields(SUPERNET_EPOCHS, base, existed)
         return {**fields, "split": point, "split_epochs": epochs, "sub_supernets": len(ops) if epochs else 0}
 
     return prepare

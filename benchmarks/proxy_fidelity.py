@@ -141,8 +141,8 @@ LOW_LR = 0.0003  # a tenth of light's lr0 (0.003): the inherited weights are mea
 # 128 px in convolutions (a quarter of the pixels), 4 epochs about half of it
 LOW_RES = ((4, 64), (8, 64))
 # few-shot modes: (the point the supernet is split on, epochs each sub-supernet trains from the supernet). down_p2:
-# its operators' work differs most of light's points (0.254-0.308 GFLOPs at 128 px against at most 0.033 elsewhere),
-# chosen before any few-shot result; 0 epochs is the supernet itself, evaluated on the same host as the split
+# its operators' work differs most of light's points (0.256-0.308 GFLOPs at 128 px: a spread of 0.052, at most 0.033
+# elsewhere), chosen before any few-shot result; 0 epochs is the supernet itself, evaluated on the split's host
 FEW_SHOT = (("down_p2", 0), ("down_p2", 4))
 
 

@@ -223,7 +223,8 @@ def test_a_postgres_server_whose_port_was_taken_starts_on_another() -> None:
         ports = iter([taken.getsockname()[1], free_port()])
         with _postgres_server(lambda: next(ports)) as port:
             assert port != taken.getsockname()[1]
-            psycopg = pytest.importorskip("psycopg")  # _postgres_server skips without it already
+            import psycopg  # here: _postgres_server has skipped the test without it
+
             psycopg.connect(f"postgresql://nas@127.0.0.1:{port}/postgres").close()
 
 

@@ -21,8 +21,8 @@ one-off step run once before its trials (a unit of its own, "<mode>:<step>"):
   supernet1-lr0.0003[-f0.25]  the same with one fine-tune epoch at lr0 0.0003, a tenth of light's (-f0.25: on
            the first quarter of the training images)
   supernet0-eE-fair  the same without fine-tune from a supernet trained E epochs with strict fairness (FairNAS:
-           every operator of every point once per batch; E 3: about the 16 uniform epochs' work, E 6: twice it;
-           supernet_sampling: fair)
+           every operator of every point once per batch; E 3: about the 16 uniform epochs' work, E 6: twice it,
+           E 12: four times; supernet_sampling: fair)
   fewshot0-P-fF  few-shot NAS (Zhao et al., ICML 2021): the 16-epoch supernet split on insertion point P into one
            sub-supernet per operator of P (P always takes it), each trained F more epochs from the supernet's
            weights; a candidate inherits its path from the sub-supernet of its operator at P, BatchNorm
@@ -122,13 +122,14 @@ TOP = 3
 BAR_SPEARMAN = 0.8
 SUPERNET_EPOCHS = 16
 # the supernets of the modes: (epochs, kernels, sampling, fine-tune epochs of a mode each). A fair supernet's step
-# runs each of light's 6 operators: 3 epochs do about the work of the 16 uniform ones, 6 twice that
+# runs each of light's 6 operators: 3 epochs do about the work of the 16 uniform ones, 6 twice that, 12 four times
 SUPERNETS = (
     (SUPERNET_EPOCHS, "separate", "uniform", (0, 1)),
     (SUPERNET_EPOCHS, "shared", "uniform", (0, 1)),
     (48, "separate", "uniform", (0, 1)),
     (3, "separate", "fair", (0,)),
     (6, "separate", "fair", (0,)),
+    (12, "separate", "fair", (0,)),
 )
 # issue 12's protocol: what the summary checks the command against
 REFERENCE_EPOCHS = 16  # the reference's default schedule (proxy_fidelity.json)

@@ -400,3 +400,21 @@ def test_a_few_shot_mode_validates_each_candidate_from_the_sub_supernet_of_its_o
     args = SimpleNamespace(modes=["fewshot0-down_p2-f4"], proxy_seeds=[0, 1], reference_seeds=[0], second_seed_on=2)
     steps = [(u.role, u.seed) for u in plan(archs, args) if ":" in u.role]
     assert steps == [("fewshot0-down_p2-f4:split-down_p2-f4", 0), ("fewshot0-down_p2-f4:split-down_p2-f4", 1)]
+
+
+def test_supernet_modes_share_a_one_off_supernet_exactly_when_its_epochs_kernels_and_sampling_agree(tmp_path) -> None:
+    import itertools
+
+    import benchmarks.proxy_fidelity as pf
+
+    bench = Bench("light", "cpu", REFERENCE_EPOCHS, 4, tmp_path)
+    trained = ("supernet_epochs", "supernet_kernels", "supernet_sampling")
+    supernets = {}
+    for name, mode in pf.MODES.items():
+        if name.startswith("supernet"):
+            settings = mode.settings(bench, 0)
+            supernets[name] = (mode.makes, tuple(settings.get(k) for k in trained))
+    assert {"supernet0-e3-fair", "supernet0-e6-fair", "supernet0-e12-fair"} <= supernets.keys()
+    assert supernets["supernet0-e12-fair"][1] == (12, None, "fair")  # uniform and separate kernels go unstated
+    for (a, (makes_a, how_a)), (b, (makes_b, how_b)) in itertools.combinations(supernets.items(), 2):
+        assert (makes_a == makes_b) == (how_a == how_b), (a, b)

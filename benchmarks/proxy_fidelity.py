@@ -127,6 +127,7 @@ SUPERNETS = (
     (SUPERNET_EPOCHS, "separate", "uniform", (0, 1)),
     (SUPERNET_EPOCHS, "shared", "uniform", (0, 1)),
     (48, "separate", "uniform", (0, 1)),
+    (32, "separate", "uniform", (0,)),  # the 6-epoch fair supernet's work, uniformly sampled
     (3, "separate", "fair", (0,)),
     (6, "separate", "fair", (0,)),
     (12, "separate", "fair", (0,)),

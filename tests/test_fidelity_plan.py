@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
@@ -403,8 +404,6 @@ def test_a_few_shot_mode_validates_each_candidate_from_the_sub_supernet_of_its_o
 
 
 def test_supernet_modes_share_a_one_off_supernet_exactly_when_its_epochs_kernels_and_sampling_agree(tmp_path) -> None:
-    import itertools
-
     import benchmarks.proxy_fidelity as pf
 
     bench = Bench("light", "cpu", REFERENCE_EPOCHS, 4, tmp_path)

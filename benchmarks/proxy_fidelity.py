@@ -1035,6 +1035,38 @@ def against_the_rest(values: dict[str, dict[int, float]], seeds: list[int], k: i
     }
 
 
+def pooled_studies(values: dict[str, dict[int, float]], seeds: list[int], reference: dict[str, float]) -> list[dict]:
+    """Return, for each k from 1 to len(seeds), how the mean of k proxy seeds' values ranks against ``reference``:
+    the mean, minimum and maximum Spearman over every draw of k seeds, on the architectures run with every seed.
+    Empty where fewer than two seeds or too few architectures have every seed.
+
+    A supernet or warm mode's seed is a whole study (its one-off trained again), so k is what pooling k studies,
+    k one-offs, would buy: whether a proxy's shortfall is noise, which pooling removes, or bias, which it keeps."""
+    every = [key for key, v in values.items() if all(s in v for s in seeds) and key in reference]
+    if len(seeds) < 2 or len(every) < MIN_RANKED:
+        return []
+    target = [reference[key] for key in every]
+    out = []
+    for k in range(1, len(seeds) + 1):
+        rs = [
+            r
+            for drawn in itertools.combinations(seeds, k)
+            if not math.isnan(r := spearman([statistics.fmean(values[key][s] for s in drawn) for key in every], target))
+        ]
+        if rs:
+            out.append(
+                {
+                    "studies_pooled": k,
+                    "n_architectures": len(every),
+                    "n_draws": len(rs),
+                    "mean_spearman": round(statistics.fmean(rs), 4),
+                    "min_spearman": round(min(rs), 4),
+                    "max_spearman": round(max(rs), 4),
+                }
+            )
+    return out
+
+
 def _by_arch(done: dict, role: str, order: list[str], field: str = "map50_95") -> dict[str, dict[int, float]]:
     """Return {architecture key: {seed: value}} of ``role``'s finished units, in the architectures' order."""
     out: dict[str, dict[int, float]] = {}
@@ -1132,6 +1164,7 @@ def summarize(archs: list[Architecture], units: list[Unit], records: list[dict],
         }
         figures |= correlation([first[k] for k in keys], [ref_mean[k] for k in keys])
         figures["spearman_each_proxy_seed"] = spearman_by_seed(proxy, args.proxy_seeds, ref_mean)
+        figures["pooled_studies"] = pooled_studies(proxy, args.proxy_seeds, ref_mean)
         figures |= top_k(keys, first, ref_mean)
         figures["mean_seconds_per_trial"] = _mean_seconds(done, name)
         figures["trials_done"] = sum(r == name for (_, r, _) in done)

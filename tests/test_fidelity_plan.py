@@ -417,3 +417,23 @@ def test_supernet_modes_share_a_one_off_supernet_exactly_when_its_epochs_kernels
     assert supernets["supernet0-e12-fair"][1] == (12, None, "fair")  # uniform and separate kernels go unstated
     for (a, (makes_a, how_a)), (b, (makes_b, how_b)) in itertools.combinations(supernets.items(), 2):
         assert (makes_a == makes_b) == (how_a == how_b), (a, b)
+
+
+def test_pooling_studies_averages_every_draw_of_k_proxy_seeds_against_the_reference() -> None:
+    from benchmarks.proxy_fidelity import pooled_studies
+
+    reference = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}
+    # each seed swaps one pair of neighbours; their mean is in the reference's order
+    values = {"a": {0: 1.0, 1: 2.0}, "b": {0: 3.0, 1: 1.0}, "c": {0: 2.0, 1: 4.0}, "d": {0: 4.0, 1: 3.0}}
+    values["e"] = {0: 9.0}  # one seed only: left out, so every k is judged on the same architectures
+    one, two = pooled_studies(values, [0, 1], reference | {"e": 0.5})
+    assert one == {
+        "studies_pooled": 1,
+        "n_architectures": 4,
+        "n_draws": 2,
+        "mean_spearman": 0.7,
+        "min_spearman": 0.6,
+        "max_spearman": 0.8,
+    }
+    assert two["studies_pooled"] == 2 and two["n_draws"] == 1 and two["mean_spearman"] == 1.0
+    assert pooled_studies(values, [0], reference) == []  # one study: nothing to pool

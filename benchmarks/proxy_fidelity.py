@@ -72,7 +72,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -901,6 +901,20 @@ def beyond_cost(proxy: list[float], ref: list[float], cost: list[float]) -> dict
     return {"partial_spearman": round(point, 4), "interval_90": _interval(draws) if len(draws) >= 2 else None}
 
 
+def _seed_means(values: dict[str, dict[int, float]], keys: list[str], seeds: Sequence[int]) -> list[float]:
+    """Return each architecture of ``keys``' mean value over ``seeds`` (every one of which it must have)."""
+    return [statistics.fmean(values[k][s] for s in seeds) for k in keys]
+
+
+def _spearman_range(rs: list[float]) -> dict:
+    """Return the mean, minimum and maximum of a non-empty list of Spearman values, rounded as the summary is."""
+    return {
+        "mean_spearman": round(statistics.fmean(rs), 4),
+        "min_spearman": round(min(rs), 4),
+        "max_spearman": round(max(rs), 4),
+    }
+
+
 def _spread(values: dict[str, dict[int, float]], seeds: list[int], field: str = "map50_95") -> dict:
     """Return the seed-to-seed correlation (first two seeds) and the per-architecture range of ``field`` over the
     seeds."""
@@ -955,7 +969,7 @@ def _split_half(values: dict[str, dict[int, float]], seeds: list[int]) -> dict |
         return None
     halves = seeds[:half], seeds[half : 2 * half]
     every = [k for k, v in values.items() if all(s in v for s in seeds[: 2 * half])]
-    a, b = ([statistics.fmean(values[k][s] for s in h) for k in every] for h in halves)
+    a, b = (_seed_means(values, every, h) for h in halves)
     names = tuple(f"mean of seeds {', '.join(map(str, h))}" for h in halves)
     return correlation(a, b, names) | {"halves": [list(h) for h in halves]}
 
@@ -982,7 +996,7 @@ def every_split(
         rest = [s for s in seeds if s not in a]
         for b in itertools.combinations(rest, half):
             if a < b:  # each unordered pair of halves once
-                x, y = ([statistics.fmean(values[k][s] for s in h) for k in every] for h in (a, b))
+                x, y = _seed_means(values, every, a), _seed_means(values, every, b)
                 rs.append(spearman(x, y) if given is None else partial_spearman(x, y, [given[k] for k in every]))
     rs = [r for r in rs if not math.isnan(r)]
     if not rs:
@@ -993,9 +1007,7 @@ def every_split(
         "seeds_per_half": half,
         "n_splits": len(rs),
         "n_architectures": len(every),
-        "mean_spearman": round(r, 4),
-        "min_spearman": round(min(rs), 4),
-        "max_spearman": round(max(rs), 4),
+        **_spearman_range(rs),
         "seeds_in_mean": len(seeds),
         "spearman_brown_estimate_of_mean": round(m * r / (1 + (m - 1) * r), 4) if r > -1 / (m - 1) else None,
     }
@@ -1016,8 +1028,7 @@ def against_the_rest(values: dict[str, dict[int, float]], seeds: list[int], k: i
     draws: dict[tuple[int, ...], float] = {}
     for drawn in itertools.combinations(seeds, k):
         rest = [s for s in seeds if s not in drawn]
-        x, y = ([statistics.fmean(values[key][s] for s in group) for key in every] for group in (drawn, rest))
-        r = spearman(x, y)
+        r = spearman(_seed_means(values, every, drawn), _seed_means(values, every, rest))
         if not math.isnan(r):
             draws[drawn] = r
     if not draws:
@@ -1028,9 +1039,7 @@ def against_the_rest(values: dict[str, dict[int, float]], seeds: list[int], k: i
         "seeds_in_rest": len(seeds) - k,
         "n_architectures": len(every),
         "n_draws": len(draws),
-        "mean_spearman": round(statistics.fmean(rs), 4),
-        "min_spearman": round(min(rs), 4),
-        "max_spearman": round(max(rs), 4),
+        **_spearman_range(rs),
         "each_seed": {str(d[0]): round(r, 4) for d, r in draws.items()} if k == 1 else None,
     }
 
@@ -1051,19 +1060,10 @@ def pooled_studies(values: dict[str, dict[int, float]], seeds: list[int], refere
         rs = [
             r
             for drawn in itertools.combinations(seeds, k)
-            if not math.isnan(r := spearman([statistics.fmean(values[key][s] for s in drawn) for key in every], target))
+            if not math.isnan(r := spearman(_seed_means(values, every, drawn), target))
         ]
         if rs:
-            out.append(
-                {
-                    "studies_pooled": k,
-                    "n_architectures": len(every),
-                    "n_draws": len(rs),
-                    "mean_spearman": round(statistics.fmean(rs), 4),
-                    "min_spearman": round(min(rs), 4),
-                    "max_spearman": round(max(rs), 4),
-                }
-            )
+            out.append({"studies_pooled": k, "n_architectures": len(every), "n_draws": len(rs), **_spearman_range(rs)})
     return out
 
 
